@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from nodes import views as node_views
+
+admin.site.site_header = "dmed administration"
+admin.site.site_title = "dmed admin"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", node_views.home, name="home"),
+    path("<slug:node>/fhir/", include("fhirserver.urls")),
+    path("<slug:node>/", node_views.node_home, name="node-home"),
+]
+
+handler404 = "dmed.views.not_found"
+handler500 = "dmed.views.error"

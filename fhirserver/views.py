@@ -1,0 +1,174 @@
+"""The FHIR REST interactions: thin views over services and selectors."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from fhirserver import bundles, http, search, selectors, services
+from fhirserver.capability import capability_statement
+from fhirserver.errors import FHIRError, Issue, operation_outcome
+from fhirserver.models import Resource
+from fhirserver.registry import is_resource_type
+from nodes.models import Node
+
+
+class FHIRView(APIView):
+    parser_classes = [http.FHIRJSONParser, http.JSONParser, http.LegacyFHIRJSONParser]
+    renderer_classes = [http.FHIRJSONRenderer, http.JSONRenderer]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        self.node = _node(kwargs["node"])
+        self.base = request.build_absolute_uri(f"/{self.node.slug}/fhir")
+        resource_type = kwargs.get("resource_type")
+        if resource_type is not None and not is_resource_type(resource_type):
+            raise FHIRError(404, "not-supported", f"Resource type {resource_type!r} is not supported here.")
+
+    def resource_body(self, request: Request) -> dict:
+        """Return the parsed body; a body needs a JSON Content-Type."""
+        if not request.content_type:
+            raise FHIRError(
+                415, "not-supported", "Send the resource with Content-Type: application/fhir+json."
+            )
+        return request.data
+
+    def written(self, request: Request, record: Resource, status: int) -> Response:
+        """Answer a create or update as the client's Prefer header asks."""
+        headers = _version_headers(record)
+        headers["Location"] = (
+            f"{self.base}/{record.resource_type}/{record.logical_id}/_history/{record.version_id}"
+        )
+        prefer = request.headers.get("Prefer", "").replace(" ", "")
+        if "return=minimal" in prefer:
+            return Response(None, status=status, headers=headers)
+        if "return=OperationOutcome" in prefer:
+            verb = "Created" if status == 201 else "Updated"
+            outcome = operation_outcome(
+                [
+                    Issue(
+                        "informational",
+                        f"{verb} {record.resource_type}/{record.logical_id}.",
+                        severity="information",
+                    )
+                ]
+            )
+            return Response(outcome, status=status, headers=headers)
+        return Response(record.text, status=status, headers=headers)
+
+
+def _node(slug: str) -> Node:
+    node = Node.objects.filter(slug=slug).first()
+    if node is None:
+        raise FHIRError(404, "not-found", f"There is no node {slug!r} here.")
+    return node
+
+
+def _if_none_exist(request: Request) -> str | None:
+    """Return the conditional-create query: the If-None-Exist header, or (as fhirpy and
+    Aidbox send it) search parameters on the POST URL."""
+    header = request.headers.get("If-None-Exist")
+    on_url = [(name, value) for name, value in request.query_params.items() if name != "_format"]
+    if header and on_url:
+        raise FHIRError(
+            400, "invalid", "Give the conditional-create search in If-None-Exist or on the URL, not both."
+        )
+    return header or (urlencode(on_url) if on_url else None)
+
+
+def _version_headers(record) -> dict[str, str]:
+    return {"ETag": f'W/"{record.version_id}"', "Last-Modified": bundles.last_modified(record)}
+
+
+class MetadataView(FHIRView):
+    def get(self, request: Request, node: str) -> Response:
+        return Response(capability_statement(node=self.node, base=self.base))
+
+
+class TypeView(FHIRView):
+    def get(self, request: Request, node: str, resource_type: str) -> Response:
+        params = list(request.query_params.lists())
+        pairs = [(name, value) for name, values in params for value in values]
+        strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
+        page = search.search_page(node=self.node, resource_type=resource_type, params=pairs, strict=strict)
+        self_url = f"{self.base}/{resource_type}?{urlencode(pairs)}"
+        next_url = None
+        if page.next_after is not None:
+            next_pairs = [(n, v) for n, v in pairs if n != "_after"] + [("_after", str(page.next_after))]
+            next_url = f"{self.base}/{resource_type}?{urlencode(next_pairs)}"
+        bundle = bundles.searchset(
+            base=self.base,
+            resources=page.resources,
+            total=page.total,
+            self_url=self_url,
+            next_url=next_url,
+            ignored=page.ignored,
+        )
+        return Response(bundle)
+
+    def post(self, request: Request, node: str, resource_type: str) -> Response:
+        result = services.resource_create(
+            node=self.node,
+            resource_type=resource_type,
+            content=self.resource_body(request),
+            if_none_exist=_if_none_exist(request),
+        )
+        return self.written(request, result.resource, 201 if result.created else 200)
+
+
+class InstanceView(FHIRView):
+    def get(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
+        record = selectors.resource_current(
+            node=self.node, resource_type=resource_type, logical_id=logical_id
+        )
+        if_none_match = request.headers.get("If-None-Match", "")
+        if if_none_match.strip().removeprefix("W/").strip('"') == str(record.version_id):
+            return Response(None, status=304, headers=_version_headers(record))
+        return Response(record.text, headers=_version_headers(record))
+
+    def put(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
+        result = services.resource_update(
+            node=self.node,
+            resource_type=resource_type,
+            logical_id=logical_id,
+            content=self.resource_body(request),
+            if_match=request.headers.get("If-Match"),
+        )
+        return self.written(request, result.resource, 201 if result.created else 200)
+
+    def delete(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
+        record = services.resource_delete(
+            node=self.node,
+            resource_type=resource_type,
+            logical_id=logical_id,
+            if_match=request.headers.get("If-Match"),
+        )
+        return Response(None, status=204, headers={"ETag": f'W/"{record.version_id}"'})
+
+
+class InstanceHistoryView(FHIRView):
+    def get(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
+        record, versions = selectors.resource_history(
+            node=self.node,
+            resource_type=resource_type,
+            logical_id=logical_id,
+            since=request.query_params.get("_since"),
+            count=request.query_params.get("_count"),
+        )
+        self_url = request.build_absolute_uri()
+        return Response(
+            bundles.history(base=self.base, resource=record, versions=versions, self_url=self_url)
+        )
+
+
+class VersionView(FHIRView):
+    def get(
+        self, request: Request, node: str, resource_type: str, logical_id: str, version_id: str
+    ) -> Response:
+        version = selectors.resource_version(
+            node=self.node, resource_type=resource_type, logical_id=logical_id, version_id=version_id
+        )
+        return Response(version.text, headers=_version_headers(version))

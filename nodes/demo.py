@@ -1,0 +1,74 @@
+"""The demo ecosystem: one GP practice, a broker, and a pharmacy reached by each topology."""
+
+from __future__ import annotations
+
+import os
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from nodes.models import Membership, Node
+
+TOPOLOGIES = (
+    "peer-to-peer",
+    "dispenser-hosted",
+    "prescriber-hosted",
+    "shared-record",
+    "shared-record-events",
+)
+
+# slug, kind, ODS code, name
+NODES = (
+    ("gp", Node.Kind.PRESCRIBING, "A83008", "Hallgarth Surgery"),
+    ("broker", Node.Kind.BROKER, "X26", "Medicines Broker"),
+    ("pharmacy-peer-to-peer", Node.Kind.DISPENSING, "FA565", "Station Road Pharmacy"),
+    ("pharmacy-dispenser-hosted", Node.Kind.DISPENSING, "VNE51", "Market Place Chemist"),
+    ("pharmacy-prescriber-hosted", Node.Kind.DISPENSING, "FCG71", "Riverside Pharmacy"),
+    ("pharmacy-shared-record", Node.Kind.DISPENSING, "FH542", "High Street Pharmacy"),
+    ("pharmacy-shared-record-events", Node.Kind.DISPENSING, "FEW08", "Parkside Pharmacy"),
+)
+
+# username, node slug, role, full name
+USERS = (
+    ("prescriber", "gp", Membership.Role.PRESCRIBER, "Dr Asha Patel"),
+    ("broker-admin", "broker", Membership.Role.ADMINISTRATOR, "Sam Okafor"),
+    *tuple(
+        (
+            f"pharmacist-{topology}",
+            f"pharmacy-{topology}",
+            Membership.Role.PHARMACIST,
+            f"Pharmacist ({topology})",
+        )
+        for topology in TOPOLOGIES
+    ),
+)
+
+
+def demo_password() -> str:
+    """Return the demo users' password: DMED_DEMO_PASSWORD, else the documented demo one."""
+    return os.environ.get("DMED_DEMO_PASSWORD") or "dmed-demo"
+
+
+@transaction.atomic
+def demo_seed() -> None:
+    """Create or refresh the demo nodes and users; safe to run any number of times."""
+    User = get_user_model()
+    password = demo_password()
+    for slug, kind, ods_code, name in NODES:
+        Node.objects.update_or_create(slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name})
+    for username, slug, role, full_name in USERS:
+        first, _, last = full_name.rpartition(" ")
+        user, _ = User.objects.update_or_create(
+            username=username, defaults={"first_name": first, "last_name": last}
+        )
+        user.set_password(password)
+        user.save()
+        Membership.objects.update_or_create(
+            user=user, node=Node.objects.get(slug=slug), defaults={"role": role}
+        )
+    admin, _ = User.objects.update_or_create(
+        username="admin",
+        defaults={"is_staff": True, "is_superuser": True, "first_name": "Demo", "last_name": "Administrator"},
+    )
+    admin.set_password(password)
+    admin.save()

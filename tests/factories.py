@@ -1,0 +1,49 @@
+"""Resources for tests, shaped like the EPS examples."""
+
+from __future__ import annotations
+
+import uuid
+
+from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM
+
+ITEM_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
+DISPENSE_SYSTEM = "https://fhir.nhs.uk/Id/prescription-dispense-item-number"
+
+
+def make_medication_request(**overrides) -> dict:
+    """Return an active acute MedicationRequest with a fresh item identifier."""
+    resource = {
+        "resourceType": "MedicationRequest",
+        "identifier": [{"system": ITEM_SYSTEM, "value": str(uuid.uuid4())}],
+        "groupIdentifier": {"system": PRESCRIPTION_ID_SYSTEM, "value": "24F5DA-A83008-7EFE6Z"},
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "code": "39720311000001101",
+                    "display": "Paracetamol 500mg soluble tablets",
+                }
+            ]
+        },
+        "subject": {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": "9449304130"}},
+        "requester": {"identifier": {"system": ODS_SYSTEM, "value": "A83008"}},
+        "dispenseRequest": {
+            "performer": {"identifier": {"system": ODS_SYSTEM, "value": "FA565"}},
+            "quantity": {
+                "value": 60,
+                "unit": "tablet",
+                "system": "http://snomed.info/sct",
+                "code": "428673006",
+            },
+        },
+    }
+    resource.update(overrides)
+    return resource
+
+
+def identifier_query(resource: dict) -> str:
+    """Return the If-None-Exist / search value for the resource's first identifier."""
+    identifier = resource["identifier"][0]
+    return f"identifier={identifier['system']}|{identifier['value']}"

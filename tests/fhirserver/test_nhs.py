@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from fhirserver.nhs import nhs_number_is_valid, prescription_id_check_character, prescription_id_problem
+
+VALID_IDS = [
+    "24F5DA-A83008-7EFE6Z",
+    "060CC0-A83008-5A2E6T",
+    "0A446C-A99968-4CC380",
+    "0EB38D-A99968-424EAR",
+    "124C9E-A83008-49E282",
+    "1A7D94-0RRERP-549310",
+    "4243A0-A99968-4E149+",
+    "04F4C2-A99968-7F717P",
+]
+
+
+@pytest.mark.parametrize("value", VALID_IDS)
+def test_valid_prescription_ids_pass(value):
+    assert prescription_id_problem(value) is None
+    assert prescription_id_check_character(value[:-1]) == value[-1]
+
+
+@pytest.mark.parametrize(("value", "right"), [("269CA9-A99968-4577BP", "F"), ("6FOCBU-E776BJ-CMPMTX", None)])
+def test_wrong_check_characters_fail(value, right):
+    assert prescription_id_problem(value) is not None
+    if right:
+        assert prescription_id_check_character(value[:-1]) == right
+
+
+def test_prescription_id_layout_is_checked():
+    assert "layout" in prescription_id_problem("24F5DA-A83008-7EFE6")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9449304130", "9990548609", "9449305552", "9453740519", "5839945242", "9912003489", "9434765919"],
+)
+def test_valid_nhs_numbers_pass(value):
+    assert nhs_number_is_valid(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["9449304131", "9990548600", "1234567890", "944930413", "94493041300", "944930413X"]
+)
+def test_invalid_nhs_numbers_fail(value):
+    assert not nhs_number_is_valid(value)

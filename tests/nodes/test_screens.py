@@ -1,0 +1,61 @@
+"""Screens are for signed-in users, and only for the nodes they work at."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from nodes.demo import NODES, USERS, demo_seed
+from nodes.models import Membership, Node
+
+
+@pytest.fixture
+def prescriber(gp):
+    user = get_user_model().objects.create_user("prescriber", password="pw-123456")
+    Membership.objects.create(user=user, node=gp, role=Membership.Role.PRESCRIBER)
+    return user
+
+
+@pytest.fixture
+def outsider(broker):
+    user = get_user_model().objects.create_user("outsider", password="pw-123456")
+    Membership.objects.create(user=user, node=broker, role=Membership.Role.ADMINISTRATOR)
+    return user
+
+
+def test_screens_need_a_sign_in(client, gp):
+    response = client.get("/gp/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_sign_in_with_a_wrong_password_shows_the_error_summary(client, prescriber):
+    response = client.post("/accounts/login/", {"username": "prescriber", "password": "wrong"})
+    assert response.status_code == 200
+    assert b"nhsuk-error-summary" in response.content
+    assert b"There is a problem" in response.content
+
+
+def test_a_member_sees_their_node(client, prescriber):
+    client.force_login(prescriber)
+    home = client.get("/")
+    assert b"Hallgarth Surgery" in home.content
+    page = client.get("/gp/")
+    assert page.status_code == 200
+    assert b"A83008" in page.content
+    assert b"/gp/fhir" in page.content
+
+
+def test_a_user_from_another_node_gets_404_not_a_hint(client, prescriber, outsider):
+    client.force_login(outsider)
+    assert client.get("/gp/").status_code == 404
+    assert b"Hallgarth Surgery" not in client.get("/").content
+
+
+def test_demo_seed_can_run_twice(db):
+    demo_seed()
+    demo_seed()
+    assert Node.objects.count() == len(NODES) == 7
+    assert Membership.objects.count() == len(USERS)
+    assert {n.slug for n in Node.objects.all()} >= {"gp", "broker", "pharmacy-shared-record-events"}
+    assert get_user_model().objects.get(username="admin").is_superuser
