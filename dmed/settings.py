@@ -66,9 +66,8 @@ TEMPLATES = [
 
 # Database: an SQLite file under var/ (WAL) unless DATABASE_URL names another.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'dmed.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of
         # failing with "database is locked" half-way through a transaction.
@@ -105,6 +104,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # The FHIR API. Bodies over this size are refused with 413.
 FHIR_MAX_BODY_BYTES = env_int("FHIR_MAX_BODY_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FHIR_MAX_BODY_BYTES
+# Off only for a closed network: then any caller may use any node's FHIR API.
+FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
 FHIR_SEARCH_DEFAULT_COUNT = env_int("FHIR_SEARCH_DEFAULT_COUNT", 20)
 FHIR_SEARCH_MAX_COUNT = env_int("FHIR_SEARCH_MAX_COUNT", 500)
 

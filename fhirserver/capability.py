@@ -42,5 +42,15 @@ def capability_statement(*, node: Node, base: str) -> dict:
         "implementation": {"description": f"{node.name} ({node.kind}, ODS {node.ods_code})", "url": base},
         "fhirVersion": FHIR_VERSION,
         "format": FORMATS,
-        "rest": [{"mode": "server", "resource": resources}],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "cors": False,
+                    "description": "Every interaction but metadata needs Authorization: Bearer <token>, "
+                    "a token issued for this node.",
+                },
+                "resource": resources,
+            }
+        ],
     }

@@ -73,7 +73,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.APIException):
         code = next((c for t, c in _DRF_CODES.items() if isinstance(exc, t)), "processing")
         issue = Issue(code, _detail_text(exc.detail))
-        return Response(operation_outcome([issue]), status=exc.status_code)
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        return Response(operation_outcome([issue]), status=exc.status_code, headers=headers)
     log.exception("Unhandled error in a FHIR view")
     issue = Issue("exception", "The server met an unexpected error; nothing was stored.")
     return Response(operation_outcome([issue]), status=500)

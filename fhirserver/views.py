@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fhirserver import bundles, http, search, selectors, services
+from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
 from fhirserver.models import Resource
@@ -19,11 +20,14 @@ from nodes.models import Node
 class FHIRView(APIView):
     parser_classes = [http.FHIRJSONParser, http.JSONParser, http.LegacyFHIRJSONParser]
     renderer_classes = [http.FHIRJSONRenderer, http.JSONRenderer]
+    authentication_classes = [BearerTokenAuthentication]
+    permission_classes = [HoldsNodeToken]
+    public = False
 
     def initial(self, request: Request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
         self.node = _node(kwargs["node"])
         self.base = request.build_absolute_uri(f"/{self.node.slug}/fhir")
+        super().initial(request, *args, **kwargs)
         resource_type = kwargs.get("resource_type")
         if resource_type is not None and not is_resource_type(resource_type):
             raise FHIRError(404, "not-supported", f"Resource type {resource_type!r} is not supported here.")
@@ -84,6 +88,8 @@ def _version_headers(record) -> dict[str, str]:
 
 
 class MetadataView(FHIRView):
+    public = True  # a CapabilityStatement is read before a client has credentials
+
     def get(self, request: Request, node: str) -> Response:
         return Response(capability_statement(node=self.node, base=self.base))
 

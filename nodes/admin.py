@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
-from nodes.models import Membership, Node
+from nodes.models import ApiClient, Membership, Node
+from nodes.services import api_client_issue
 
 
 class MembershipInline(admin.TabularInline):
@@ -45,3 +46,32 @@ class MembershipAdmin(admin.ModelAdmin):
     search_fields = ["user__username", "node__slug"]
     list_select_related = ["user", "node"]
     autocomplete_fields = ["user"]
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = ["name", "node", "created", "last_used", "revoked"]
+    list_filter = ["revoked", "node"]
+    search_fields = ["name", "node__slug"]
+    list_select_related = ["node"]
+    readonly_fields = ["created", "last_used"]
+    actions = ["revoke", "issue_new_token"]
+
+    def save_model(self, request, obj: ApiClient, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        client, token = api_client_issue(node=obj.node, name=obj.name)
+        obj.pk = client.pk
+        messages.warning(request, f"Token for {client}: {token} (copy it now; it is not shown again).")
+
+    @admin.action(description="Revoke the selected clients' tokens")
+    def revoke(self, request, queryset) -> None:
+        count = queryset.update(revoked=True)
+        messages.success(request, f"Revoked {count} token(s).")
+
+    @admin.action(description="Issue a new token to each selected client")
+    def issue_new_token(self, request, queryset) -> None:
+        for client in queryset.select_related("node"):
+            _, token = api_client_issue(node=client.node, name=client.name)
+            messages.warning(request, f"New token for {client}: {token} (copy it now).")

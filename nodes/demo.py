@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from nodes.models import Membership, Node
+from nodes.services import api_client_issue
 
 TOPOLOGIES = (
     "peer-to-peer",
@@ -49,13 +50,21 @@ def demo_password() -> str:
     return os.environ.get("DMED_DEMO_PASSWORD") or "dmed-demo"
 
 
+def demo_api_token(slug: str) -> str:
+    """Return the demo bearer token of a node's FHIR API."""
+    return f"{slug}.{demo_password()}"
+
+
 @transaction.atomic
 def demo_seed() -> None:
     """Create or refresh the demo nodes and users; safe to run any number of times."""
     User = get_user_model()
     password = demo_password()
     for slug, kind, ods_code, name in NODES:
-        Node.objects.update_or_create(slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name})
+        node, _ = Node.objects.update_or_create(
+            slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name}
+        )
+        api_client_issue(node=node, name="demo", token=demo_api_token(slug))
     for username, slug, role, full_name in USERS:
         first, _, last = full_name.rpartition(" ")
         user, _ = User.objects.update_or_create(

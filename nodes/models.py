@@ -51,3 +51,21 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} at {self.node.slug} ({self.role})"
+
+
+class ApiClient(models.Model):
+    """A system allowed to use one node's FHIR API, known by the hash of its bearer token."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="api_clients")
+    name = models.CharField(max_length=200, help_text="Who holds the token, e.g. a partner's ODS code.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "API client"
+        constraints = [models.UniqueConstraint(fields=["node", "name"], name="one_client_name_per_node")]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.node.slug}"

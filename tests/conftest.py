@@ -10,18 +10,16 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 @pytest.fixture
 def gp(db):
-    from nodes.models import Node
+    from tests.factories import make_node
 
-    return Node.objects.create(
-        slug="gp", kind=Node.Kind.PRESCRIBING, ods_code="A83008", name="Hallgarth Surgery"
-    )
+    return make_node("gp", "prescribing", "A83008", "Hallgarth Surgery")
 
 
 @pytest.fixture
 def broker(db):
-    from nodes.models import Node
+    from tests.factories import make_node
 
-    return Node.objects.create(slug="broker", kind=Node.Kind.BROKER, ods_code="X26", name="Medicines Broker")
+    return make_node("broker", "broker", "X26", "Medicines Broker")
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM
+from nodes.models import Node
+from nodes.services import api_client_issue
 
 ITEM_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
 DISPENSE_SYSTEM = "https://fhir.nhs.uk/Id/prescription-dispense-item-number"
@@ -47,3 +49,15 @@ def identifier_query(resource: dict) -> str:
     """Return the If-None-Exist / search value for the resource's first identifier."""
     identifier = resource["identifier"][0]
     return f"identifier={identifier['system']}|{identifier['value']}"
+
+
+def make_node(slug: str, kind: str, ods_code: str, name: str) -> Node:
+    """Create a node whose FHIR API accepts the bearer token `<slug>-token`."""
+    node = Node.objects.create(slug=slug, kind=kind, ods_code=ods_code, name=name)
+    api_client_issue(node=node, name="tests", token=f"{slug}-token")
+    return node
+
+
+def bearer(slug: str) -> dict[str, str]:
+    """Return the Authorization header of a node's test API client."""
+    return {"Authorization": f"Bearer {slug}-token"}

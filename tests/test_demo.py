@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from nodes.demo import NODES
+from nodes.demo import NODES, demo_api_token
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +63,9 @@ def test_demo_serves_every_node_and_stops_cleanly_on_ctrl_c(demo_env):
             response = requests.get(f"{base}/{slug}/fhir/metadata", timeout=10)
             assert response.status_code == 200, slug
             assert response.json()["resourceType"] == "CapabilityStatement"
+            token = {"Authorization": f"Bearer {demo_api_token(slug)}"}
+            assert requests.get(f"{base}/{slug}/fhir/Patient", headers=token, timeout=10).status_code == 200
+        assert requests.get(f"{base}/gp/fhir/Patient", timeout=10).status_code == 401
         login = requests.get(f"{base}/accounts/login/", timeout=10)
         assert login.status_code == 200
         assert "nhsuk" in requests.get(f"{base}/static/nhsuk/nhsuk-frontend.min.css", timeout=10).text[:2000]

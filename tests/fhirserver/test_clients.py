@@ -8,17 +8,19 @@ from fhirclient.models.medicationrequest import MedicationRequest as FCMedicatio
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
-from tests.factories import ITEM_SYSTEM, identifier_query, make_medication_request
+from tests.factories import ITEM_SYSTEM, bearer, identifier_query, make_medication_request
 
 
 @pytest.fixture
 def fhirpy_client(gp_base):
-    return SyncFHIRClient(gp_base)
+    return SyncFHIRClient(gp_base, authorization=bearer("gp")["Authorization"])
 
 
 @pytest.fixture
 def fhirclient_server(gp_base):
-    return fc_server.FHIRServer(None, base_uri=gp_base + "/")
+    server = fc_server.FHIRServer(None, base_uri=gp_base + "/")
+    server.session.headers.update(bearer("gp"))
+    return server
 
 
 def test_fhirpy_create_read_update_and_search(fhirpy_client):

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from fhirserver.models import Resource
-from tests.factories import identifier_query, make_medication_request
+from tests.factories import bearer, identifier_query, make_medication_request
 
 CLIENTS = 20
 
@@ -17,7 +17,7 @@ CLIENTS = 20
 @pytest.mark.parametrize("conditional", [True, False], ids=["if-none-exist", "plain-post"])
 def test_concurrent_posts_of_one_identifier_store_one_resource(gp_base, conditional):
     body = make_medication_request()
-    headers = {"Content-Type": "application/fhir+json"}
+    headers = {"Content-Type": "application/fhir+json"} | bearer("gp")
     if conditional:
         headers["If-None-Exist"] = identifier_query(body)
     start = threading.Barrier(CLIENTS)

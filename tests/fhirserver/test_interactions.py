@@ -7,12 +7,13 @@ import json
 import pytest
 
 from fhirserver.models import Resource
-from tests.factories import identifier_query, make_medication_request
+from tests.factories import bearer, identifier_query, make_medication_request
 
 FHIR_JSON = "application/fhir+json"
 
 
 def create(client, body: dict, node: str = "gp", **headers):
+    headers = bearer(node) | headers
     return client.post(
         f"/{node}/fhir/{body['resourceType']}", json.dumps(body), content_type=FHIR_JSON, headers=headers
     )
@@ -174,18 +175,28 @@ def test_unknown_search_parameters_are_reported_or_refused_when_strict(client, g
 
 def test_a_resource_at_one_node_is_not_found_at_another(client, gp, broker):
     created = create(client, make_medication_request()).json()
-    assert client.get(f"/gp/fhir/MedicationRequest/{created['id']}").status_code == 200
-    assert client.get(f"/broker/fhir/MedicationRequest/{created['id']}").status_code == 404
-    assert client.get(f"/broker/fhir/MedicationRequest?_id={created['id']}").json()["total"] == 0
+    at_broker = bearer("broker")
+    path = f"/MedicationRequest/{created['id']}"
+    assert client.get(f"/gp/fhir{path}").status_code == 200
+    assert client.get(f"/broker/fhir{path}", headers=at_broker).status_code == 404
+    search = client.get(f"/broker/fhir/MedicationRequest?_id={created['id']}", headers=at_broker)
+    assert search.json()["total"] == 0
     put = client.put(
-        f"/broker/fhir/MedicationRequest/{created['id']}",
+        f"/broker/fhir{path}",
         json.dumps(created | {"status": "cancelled"}),
         content_type=FHIR_JSON,
-        headers={"If-Match": 'W/"1"'},
+        headers=at_broker | {"If-Match": 'W/"1"'},
     )
     assert put.status_code == 412
-    assert client.delete(f"/broker/fhir/MedicationRequest/{created['id']}").status_code == 404
-    assert client.get(f"/gp/fhir/MedicationRequest/{created['id']}").json()["status"] == "active"
+    assert client.delete(f"/broker/fhir{path}", headers=at_broker).status_code == 404
+    assert client.get(f"/gp/fhir{path}").json()["status"] == "active"
+
+
+def test_one_nodes_token_does_not_open_another(client, gp, broker):
+    created = create(client, make_medication_request()).json()
+    response = client.get(f"/broker/fhir/MedicationRequest/{created['id']}")
+    assert response.status_code == 403
+    assert response.json()["issue"][0]["code"] == "forbidden"
 
 
 def test_the_same_business_identifier_may_live_at_two_nodes(client, gp, broker):

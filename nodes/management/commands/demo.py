@@ -10,7 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from nodes.demo import NODES, USERS, demo_password
+from nodes.demo import NODES, USERS, demo_api_token, demo_password
 
 
 class Command(BaseCommand):
@@ -85,7 +85,11 @@ class Command(BaseCommand):
         for username, slug, role, _ in USERS:
             lines.append(f"  {username:34} {role} at {slug}")
         lines.append(f"  {'admin':34} administrator console at {url}/admin/")
-        lines += ["", f"Try: curl -s {url}/gp/fhir/metadata", ""]
+        lines += ["", "FHIR API tokens: Authorization: Bearer <node>.<password>, e.g.", ""]
+        lines.append(
+            f"  curl -s -H 'Authorization: Bearer {demo_api_token('gp')}' {url}/gp/fhir/MedicationRequest"
+        )
+        lines.append("")
         self.stdout.write("\n".join(lines))
 
 

@@ -1,0 +1,85 @@
+"""Time the FHIR API through HTTP against a running dmed (e.g. `make demo`); print figures and ratios.
+
+.venv/bin/python benchmarks/fhir_api.py [--base URL] [--token TOKEN] [-n 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import django
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmed.settings")
+django.setup()
+
+from tests.factories import identifier_query, make_medication_request  # noqa: E402
+
+
+def timed(session: requests.Session, method: str, url: str, **kwargs) -> tuple[float, requests.Response]:
+    start = time.perf_counter()
+    response = session.request(method, url, timeout=30, **kwargs)
+    return (time.perf_counter() - start) * 1000, response
+
+
+def summary(name: str, samples: list[float], baseline: float | None) -> str:
+    median = statistics.median(samples)
+    p95 = statistics.quantiles(samples, n=20)[-1] if len(samples) >= 20 else max(samples)
+    ratio = f"{median / baseline:5.2f}x read" if baseline else "   baseline"
+    return f"{name:34} median {median:7.2f} ms   p95 {p95:7.2f} ms   {ratio}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--base", default="http://127.0.0.1:8000/gp/fhir")
+    parser.add_argument("--token", default="gp.dmed-demo")
+    parser.add_argument("-n", type=int, default=500)
+    args = parser.parse_args()
+
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {args.token}", "Content-Type": "application/fhir+json"})
+    created, reads, conditional, searches = [], [], [], []
+    bodies, ids = [], []
+    run = uuid.uuid4().hex[:8]
+    for _ in range(args.n):
+        body = make_medication_request(note=[{"text": f"benchmark {run}"}])
+        ms, response = timed(session, "POST", f"{args.base}/MedicationRequest", json=body)
+        response.raise_for_status()
+        created.append(ms)
+        bodies.append(body)
+        ids.append(response.json()["id"])
+    for logical_id in ids:
+        ms, response = timed(session, "GET", f"{args.base}/MedicationRequest/{logical_id}")
+        response.raise_for_status()
+        reads.append(ms)
+    for body in bodies:
+        ms, response = timed(
+            session,
+            "POST",
+            f"{args.base}/MedicationRequest",
+            json=body,
+            headers={"If-None-Exist": identifier_query(body)},
+        )
+        assert response.status_code == 200, response.text
+        conditional.append(ms)
+        ms, response = timed(session, "GET", f"{args.base}/MedicationRequest?{identifier_query(body)}")
+        assert response.json()["total"] == 1
+        searches.append(ms)
+
+    baseline = statistics.median(reads)
+    print(f"dmed FHIR API, {args.n} MedicationRequests, {args.base}")
+    print(summary("read by id", reads, None))
+    print(summary("create", created, baseline))
+    print(summary("conditional create (exists)", conditional, baseline))
+    print(summary("search by identifier", searches, baseline))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from nodes.models import Node
+from nodes.services import api_client_issue
+
+
+class Command(BaseCommand):
+    help = "Issue (or re-issue) a bearer token for a node's FHIR API and print it once."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("node", help="the node's slug")
+        parser.add_argument("name", help="who holds the token, e.g. a partner's ODS code")
+
+    def handle(self, *args, node: str, name: str, **options) -> None:
+        target = Node.objects.filter(slug=node).first()
+        if target is None:
+            raise CommandError(f"There is no node {node!r}.")
+        _, token = api_client_issue(node=target, name=name)
+        self.stdout.write(token)

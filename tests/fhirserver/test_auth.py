@@ -1,0 +1,84 @@
+"""A node's FHIR API answers only holders of that node's bearer tokens (metadata excepted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from django.test import Client
+
+from nodes.models import ApiClient
+from tests.factories import bearer
+
+
+@pytest.fixture
+def anonymous() -> Client:
+    return Client()
+
+
+def test_no_token_is_401_with_a_bearer_challenge(anonymous, gp):
+    response = anonymous.get("/gp/fhir/MedicationRequest")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["issue"][0]["code"] == "login"
+
+
+def test_unknown_token_is_401(anonymous, gp):
+    response = anonymous.get("/gp/fhir/MedicationRequest", headers={"Authorization": "Bearer guessed"})
+    assert response.status_code == 401
+
+
+def test_revoked_token_is_401(anonymous, gp):
+    ApiClient.objects.filter(node=gp).update(revoked=True)
+    assert anonymous.get("/gp/fhir/MedicationRequest", headers=bearer("gp")).status_code == 401
+
+
+def test_metadata_needs_no_token(anonymous, gp):
+    response = anonymous.get("/gp/fhir/metadata")
+    assert response.status_code == 200
+    assert "Bearer" in response.json()["rest"][0]["security"]["description"]
+
+
+def test_valid_token_is_recorded_as_used(anonymous, gp):
+    assert anonymous.get("/gp/fhir/MedicationRequest", headers=bearer("gp")).status_code == 200
+    assert ApiClient.objects.get(node=gp).last_used is not None
+
+
+def test_auth_can_be_switched_off_for_a_closed_network(anonymous, gp, settings):
+    settings.FHIR_AUTH_REQUIRED = False
+    assert anonymous.get("/gp/fhir/MedicationRequest").status_code == 200
+
+
+def test_api_token_command_issues_a_working_token(live_server, gp):
+    import requests
+
+    output = subprocess.run(
+        [sys.executable, "manage.py", "api_token", "gp", "FA565"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_test_database_env(),
+    )
+    token = output.stdout.strip()
+    response = requests.get(
+        f"{live_server.url}/gp/fhir/MedicationRequest",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+
+
+def _test_database_env() -> dict:
+    """Point a subprocess at the test database the live server uses."""
+    import os
+
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{settings_dict['NAME']}"
+    else:
+        user = settings_dict["USER"]
+        url = f"postgres://{user}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
+    return os.environ | {"DATABASE_URL": url}
