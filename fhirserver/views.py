@@ -50,7 +50,7 @@ class FHIRView(APIView):
         if "return=minimal" in prefer:
             return Response(None, status=status, headers=headers)
         if "return=OperationOutcome" in prefer:
-            verb = "Created" if status == 201 else "Updated"
+            verb = "Created" if status == 201 else ("Found" if request.method == "POST" else "Updated")
             outcome = operation_outcome(
                 [
                     Issue(
