@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from fhirserver.views import SystemView
 from nodes import views as node_views
 
 admin.site.site_header = "dmed administration"
@@ -14,6 +15,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", node_views.home, name="home"),
+    path("<slug:node>/fhir", SystemView.as_view()),
     path("<slug:node>/fhir/", include("fhirserver.urls")),
     path("<slug:node>/", node_views.node_home, name="node-home"),
 ]

@@ -2,62 +2,106 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.utils import timezone
 from django.utils.http import http_date
 
+from fhirserver import jsonio, search
 from fhirserver.errors import Issue, operation_outcome
 from fhirserver.jsonio import RawJSON
 from fhirserver.models import Resource, ResourceVersion
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def search_bundle(
+    *, node, resource_type: str, params: list[tuple[str, str]], base: str, strict: bool = False
+) -> dict:
+    """Run a search and return its searchset Bundle, with self, next and previous links."""
+    page = search.search_page(node=node, resource_type=resource_type, params=params, strict=strict, base=base)
+    here = f"{base}/{resource_type}"
+    kept = [(name, value) for name, value in params if name != "_cursor"]
+    links = {"self": link(here, params)}
+    if page.next_cursor:
+        links["next"] = link(here, [*kept, ("_cursor", page.next_cursor)])
+    if page.previous_cursor:
+        links["previous"] = link(here, [*kept, ("_cursor", page.previous_cursor)])
+    return searchset(
+        base=base,
+        matches=page.resources,
+        included=page.included,
+        total=page.total,
+        links=links,
+        ignored=page.ignored,
+        elements=page.elements,
+    )
+
+
+def link(here: str, params: list[tuple[str, str]]) -> str:
+    """Return a URL with these query parameters."""
+    return f"{here}?{urlencode(params)}" if params else here
 
 
 def searchset(
     *,
     base: str,
-    resources: list[Resource],
+    matches: list[Resource],
+    included: list[Resource],
     total: int | None,
-    self_url: str,
-    next_url: str | None,
+    links: dict[str, str],
     ignored: list[str],
+    elements: list[str],
 ) -> dict:
-    """Return a searchset Bundle of these matches."""
-    entries = [
-        {
-            "fullUrl": f"{base}/{r.resource_type}/{r.logical_id}",
-            "resource": RawJSON(r.text),
-            "search": {"mode": "match"},
-        }
-        for r in resources
-    ]
+    """Return a searchset Bundle: matches, then included resources, then any warning."""
+    entries = [_entry(base, r, "match", elements) for r in matches]
+    entries += [_entry(base, r, "include", []) for r in included]
     if ignored:
+        names = sorted(set(ignored))
         issue = Issue(
             "not-supported",
-            f"These parameters are not supported and were ignored: {', '.join(sorted(set(ignored)))}.",
-            sorted(set(ignored)),
+            f"These parameters are not supported and were ignored: {', '.join(names)}.",
+            names,
             severity="warning",
         )
         entries.append({"resource": operation_outcome([issue]), "search": {"mode": "outcome"}})
-    links = [{"relation": "self", "url": self_url}]
-    if next_url:
-        links.append({"relation": "next", "url": next_url})
     bundle: dict = {"resourceType": "Bundle", "type": "searchset", "meta": _meta()}
     if total is not None:
         bundle["total"] = total
-    bundle.update(link=links, entry=entries)
+    bundle["link"] = [{"relation": relation, "url": url} for relation, url in links.items()]
+    bundle["entry"] = entries
     return bundle
 
 
-def history(*, base: str, resource: Resource, versions: list[ResourceVersion], self_url: str) -> dict:
-    """Return a history Bundle of one resource's versions, newest first."""
-    url = f"{resource.resource_type}/{resource.logical_id}"
+def _entry(base: str, record: Resource, mode: str, elements: list[str]) -> dict:
+    resource = RawJSON(record.text) if not elements else _subset(record.text, elements)
+    return {
+        "fullUrl": f"{base}/{record.resource_type}/{record.logical_id}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
+def _subset(text: str, elements: list[str]) -> dict:
+    """Keep only the named top-level elements (and what identifies the resource), marked SUBSETTED."""
+    resource = jsonio.loads(text)
+    kept = {k: v for k, v in resource.items() if k in ("resourceType", "id", "meta") or k in elements}
+    kept["meta"] = {**kept.get("meta", {}), "tag": [*kept.get("meta", {}).get("tag", []), SUBSETTED]}
+    return kept
+
+
+def history(*, base: str, versions: list[ResourceVersion], links: dict[str, str]) -> dict:
+    """Return a history Bundle of these versions (newest first), deletions included."""
     entries = []
     for version in versions:
+        url = f"{version.resource_type}/{version.resource.logical_id}"
         entry: dict = {"fullUrl": f"{base}/{url}"}
         if version.text:
             entry["resource"] = RawJSON(version.text)
         status = {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}[version.method]
         entry["request"] = {
             "method": version.method,
-            "url": url if version.method != "POST" else resource.resource_type,
+            "url": url if version.method != "POST" else version.resource_type,
         }
         entry["response"] = {
             "status": status,
@@ -69,8 +113,7 @@ def history(*, base: str, resource: Resource, versions: list[ResourceVersion], s
         "resourceType": "Bundle",
         "type": "history",
         "meta": _meta(),
-        "total": len(entries),
-        "link": [{"relation": "self", "url": self_url}],
+        "link": [{"relation": relation, "url": url} for relation, url in links.items()],
         "entry": entries,
     }
 

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.utils import timezone
 
 from fhirserver.registry import FHIR_VERSION, RESOURCE_TYPES
-from fhirserver.search import SEARCH_PARAMETERS
+from fhirserver.searchparams import BY_TYPE, params_for
 from nodes.models import Node
 
-TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+TYPE_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 FORMATS = ["application/fhir+json", "application/json"]
 
 
 def capability_statement(*, node: Node, base: str) -> dict:
     """Return this node's CapabilityStatement."""
-    search_params = [
-        {"name": p.code, "type": p.type, "documentation": p.documentation} for p in SEARCH_PARAMETERS
-    ]
-    resources = [
-        {
-            "type": resource_type,
-            "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
-            "versioning": "versioned-update",
-            "readHistory": True,
-            "updateCreate": True,
-            "conditionalCreate": True,
-            "conditionalRead": "not-match",
-            "conditionalUpdate": False,
-            "conditionalDelete": "not-supported",
-            "searchParam": search_params,
-        }
-        for resource_type in RESOURCE_TYPES
-    ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -50,7 +44,45 @@ def capability_statement(*, node: Node, base: str) -> dict:
                     "description": "Every interaction but metadata needs Authorization: Bearer <token>, "
                     "a token issued for this node.",
                 },
-                "resource": resources,
+                "resource": resource_capabilities(),
+                "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
             }
         ],
+    }
+
+
+@cache
+def resource_capabilities() -> list[dict]:
+    """Return what each resource type supports (the same for every node, so computed once)."""
+    return [_resource(resource_type) for resource_type in RESOURCE_TYPES]
+
+
+def _resource(resource_type: str) -> dict:
+    params = params_for(resource_type).values()
+    search_params = []
+    for param in params:
+        entry = {"name": param.code, "type": param.type}
+        if param.definition:
+            entry["definition"] = param.definition
+        if param.documentation:
+            entry["documentation"] = param.documentation
+        search_params.append(entry)
+    return {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-match",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchInclude": [f"{resource_type}:{p.code}" for p in params if p.type == "reference"],
+        "searchRevInclude": [
+            f"{source}:{p.code}"
+            for source, source_params in BY_TYPE.items()
+            for p in source_params
+            if p.type == "reference" and (not p.targets or resource_type in p.targets)
+        ],
+        "searchParam": search_params,
     }

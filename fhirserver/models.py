@@ -38,6 +38,9 @@ class ResourceVersion(models.Model):
     """One version of a resource, kept forever; a delete is a version with no text."""
 
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="versions")
+    # The resource's node and type again, so type and system history read one table.
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="+")
+    resource_type = models.CharField(max_length=64)
     version_id = models.PositiveIntegerField()
     last_updated = models.DateTimeField()
     method = models.CharField(max_length=8)  # POST, PUT or DELETE
@@ -46,6 +49,10 @@ class ResourceVersion(models.Model):
     class Meta:
         ordering = ["-version_id"]
         constraints = [models.UniqueConstraint(fields=["resource", "version_id"], name="unique_version")]
+        indexes = [
+            models.Index(fields=["node", "resource_type", "last_updated"]),
+            models.Index(fields=["node", "last_updated"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.resource}/_history/{self.version_id}"
@@ -74,3 +81,65 @@ class TokenIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.param}={self.system}|{self.code}"
+
+
+class StringIndex(models.Model):
+    """A string search value: folded for the default and :contains, as given for :exact."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="strings")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    param = models.CharField(max_length=64)
+    normalised = models.CharField(max_length=255)
+    exact = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "resource_type", "param", "normalised"])]
+
+    def __str__(self) -> str:
+        return f"{self.param}={self.exact}"
+
+
+class DateIndex(models.Model):
+    """A date search value as the half-open range [low, high) it covers."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="dates")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    param = models.CharField(max_length=64)
+    low = models.DateTimeField()
+    high = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["node", "resource_type", "param", "low"]),
+            models.Index(fields=["node", "resource_type", "param", "high"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.param}=[{self.low.isoformat()}, {self.high.isoformat()})"
+
+
+class ReferenceIndex(models.Model):
+    """What a reference points at: Type/id, an absolute URL, and/or a business identifier."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="references")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    param = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    url = models.CharField(max_length=255, blank=True)
+    id_system = models.CharField(max_length=255, blank=True)
+    id_value = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["node", "resource_type", "param", "target_id", "target_type"]),
+            models.Index(fields=["node", "resource_type", "param", "id_value", "id_system"]),
+            models.Index(fields=["node", "target_type", "target_id"]),
+        ]
+
+    def __str__(self) -> str:
+        target = f"{self.target_type}/{self.target_id}" if self.target_id else self.url
+        return f"{self.param}={target or f'{self.id_system}|{self.id_value}'}"

@@ -2,40 +2,59 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+import operator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import reduce
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from fhirserver import jsonio
+from fhirserver.dates import EARLIEST, LATEST, date_range
 from fhirserver.errors import FHIRError
-from fhirserver.models import Resource, TokenIndex
-from nodes.models import Node
+from fhirserver.models import DateIndex, ReferenceIndex, Resource, StringIndex, TokenIndex
+from fhirserver.registry import is_resource_type
+from fhirserver.searchparams import SearchParam, normalise, params_for
 
-
-@dataclass(frozen=True)
-class SearchParameter:
-    code: str
-    type: str
-    documentation: str
-
-
-# Parameters every resource type supports.
-SEARCH_PARAMETERS = (
-    SearchParameter("_id", "token", "The resource's logical id."),
-    SearchParameter("identifier", "token", "A business identifier: system|value, value, system| or |value."),
-)
-_SEARCH_CODES = {p.code for p in SEARCH_PARAMETERS}
 # Result parameters: they shape the answer rather than select resources.
-RESULT_PARAMETERS = {"_count", "_format", "_total", "_after"}
+RESULT_PARAMETERS = {
+    "_count",
+    "_sort",
+    "_total",
+    "_summary",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_format",
+    "_cursor",
+}
+MODIFIERS = {
+    "token": {"", "not"},
+    "uri": {""},
+    "string": {"", "exact", "contains"},
+    "date": {""},
+    "reference": {"", "identifier"},
+}
+DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
+SORTABLE = {"date", "string", "token"}
+MAX_INCLUDES = 1000
 
 
 @dataclass
 class SearchPage:
     resources: list[Resource]
+    included: list[Resource]
     total: int | None
-    next_after: int | None
+    next_cursor: str | None
+    previous_cursor: str | None
     ignored: list[str]
+    elements: list[str] = field(default_factory=list)
 
 
 def parse_query_string(query: str) -> list[tuple[str, str]]:
@@ -44,14 +63,15 @@ def parse_query_string(query: str) -> list[tuple[str, str]]:
 
 
 def matching(
-    *, node: Node, resource_type: str, params: list[tuple[str, str]], strict: bool
+    *, node, resource_type: str, params: list[tuple[str, str]], strict: bool, base: str = ""
 ) -> QuerySet[Resource]:
-    """Return this node's live resources of the type that match every parameter (AND)."""
+    """Return this node's live resources of the type matching every parameter (repeats AND)."""
     queryset = Resource.objects.filter(node=node, resource_type=resource_type, deleted=False)
     for name, value in params:
         if name in RESULT_PARAMETERS:
             continue
-        if name not in _SEARCH_CODES:
+        condition = _condition(node, resource_type, name, value, base)
+        if condition is None:
             if strict:
                 raise FHIRError(
                     400,
@@ -60,36 +80,317 @@ def matching(
                     [name],
                 )
             continue
-        values = [v for v in value.split(",") if v]
-        if not values:
-            raise FHIRError(400, "invalid", f"Search parameter {name!r} has no value.", [name])
-        if name == "_id":
-            queryset = queryset.filter(logical_id__in=values)
-        else:
-            tokens = TokenIndex.objects.filter(node=node, resource_type=resource_type, param=name)
-            queryset = queryset.filter(pk__in=tokens.filter(_any_token(values)).values("resource_id"))
+        queryset = queryset.filter(condition)
     return queryset
 
 
+def unsupported(resource_type: str, params: list[tuple[str, str]]) -> list[str]:
+    """Return the names among params that this server would ignore for the type."""
+    return [
+        name
+        for name, _ in params
+        if name not in RESULT_PARAMETERS and _parameter(resource_type, name) is None
+    ]
+
+
+def _parameter(resource_type: str, name: str) -> tuple[SearchParam, str, str | None] | None:
+    """Split name into (parameter, modifier, chained rest) if the type supports it."""
+    head, _, chain = name.partition(".")
+    code, _, modifier = head.partition(":")
+    param = params_for(resource_type).get(code)
+    if param is None:
+        return None
+    if chain:
+        if param.type != "reference" or (modifier and not is_resource_type(modifier)):
+            return None
+        return param, modifier, chain
+    if param.type == "reference" and modifier and is_resource_type(modifier):
+        return param, modifier, None
+    if modifier not in MODIFIERS[param.type]:
+        return None
+    return param, modifier, None
+
+
+def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q | None:
+    parsed = _parameter(resource_type, name)
+    if parsed is None:
+        return None
+    param, modifier, chain = parsed
+    values = _split(value)
+    if not values:
+        raise FHIRError(400, "invalid", f"Search parameter {name!r} has no value.", [name])
+    if param.code == "_id":
+        return Q(logical_id__in=values)
+    if param.code == "_lastUpdated":
+        return _any(_date_condition(v, name, "last_updated", "last_updated") for v in values)
+    rows = {"resource_type": resource_type, "param": param.code, "node": node}
+    if chain:
+        return Q(
+            pk__in=ReferenceIndex.objects.filter(**rows)
+            .filter(_chain(node, param, modifier, chain, value))
+            .values("resource_id")
+        )
+    if param.type in ("token", "uri"):
+        matches = TokenIndex.objects.filter(**rows).filter(_any(_token(v, param.type) for v in values))
+        if modifier == "not":
+            return ~Q(pk__in=matches.values("resource_id"))
+        return Q(pk__in=matches.values("resource_id"))
+    if param.type == "string":
+        table = StringIndex.objects.filter(**rows)
+        return Q(pk__in=table.filter(_any(_string(v, modifier) for v in values)).values("resource_id"))
+    if param.type == "date":
+        table = DateIndex.objects.filter(**rows)
+        return Q(
+            pk__in=table.filter(_any(_date_condition(v, name, "low", "high") for v in values)).values(
+                "resource_id"
+            )
+        )
+    table = ReferenceIndex.objects.filter(**rows)
+    return Q(
+        pk__in=table.filter(_any(_reference(v, modifier, param, base) for v in values)).values("resource_id")
+    )
+
+
+def _split(value: str) -> list[str]:
+    """Split OR values on commas not escaped with a backslash."""
+    parts, current, escaped = [], "", False
+    for char in value:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ",":
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return [part for part in parts if part]
+
+
+def _any(conditions) -> Q:
+    """OR the conditions together (there is always at least one)."""
+    return reduce(operator.or_, conditions)
+
+
+def _token(value: str, kind: str) -> Q:
+    """Match a token: system|code, code, system| or |code."""
+    if "|" not in value or kind == "uri":
+        return Q(code=value)
+    system, code = value.split("|", 1)
+    if system and code:
+        return Q(system=system, code=code)
+    if system:
+        return Q(system=system)
+    return Q(system="", code=code)
+
+
+def _string(value: str, modifier: str) -> Q:
+    if modifier == "exact":
+        return Q(exact=value)
+    if modifier == "contains":
+        return Q(normalised__contains=normalise(value))
+    return Q(normalised__startswith=normalise(value))
+
+
+def _date_condition(value: str, name: str, low: str, high: str) -> Q:
+    """Compare stored ranges [low, high) with a prefixed search date (FHIR R4 3.1.1.5.7)."""
+    prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in DATE_PREFIXES else value
+    found = date_range(text)
+    if found is None:
+        raise FHIRError(400, "invalid", f"{text!r} is not a FHIR date for {name}.", [name])
+    start, end = found
+    if prefix == "ap":
+        margin = max(abs(timezone.now() - start) * 0.1, timedelta(days=1))
+        start, end = max(start - margin, EARLIEST), min(end + margin, LATEST)
+    if low == high:  # a single instant column: its range is [t, t]
+        conditions = {
+            "eq": Q(**{f"{low}__gte": start, f"{low}__lt": end}),
+            "ap": Q(**{f"{low}__gte": start, f"{low}__lt": end}),
+            "lt": Q(**{f"{low}__lt": start}),
+            "le": Q(**{f"{low}__lt": end}),
+            "gt": Q(**{f"{low}__gte": end}),
+            "ge": Q(**{f"{low}__gte": start}),
+            "sa": Q(**{f"{low}__gte": end}),
+            "eb": Q(**{f"{low}__lt": start}),
+        }
+    else:
+        conditions = {
+            "eq": Q(**{f"{low}__gte": start, f"{high}__lte": end}),
+            "ap": Q(**{f"{low}__lt": end, f"{high}__gt": start}),
+            "lt": Q(**{f"{low}__lt": start}),
+            "le": Q(**{f"{low}__lt": end}),
+            "gt": Q(**{f"{high}__gt": end}),
+            "ge": Q(**{f"{high}__gt": start}),
+            "sa": Q(**{f"{low}__gte": end}),
+            "eb": Q(**{f"{high}__lte": start}),
+        }
+    if prefix == "ne":
+        return ~conditions["eq"]
+    return conditions[prefix]
+
+
+def _reference(value: str, modifier: str, param: SearchParam, base: str = "") -> Q:
+    """Match a reference by Type/id, id, absolute URL, or (with :identifier) system|value."""
+    if modifier == "identifier":
+        if "|" not in value:
+            return Q(id_value=value)
+        system, code = value.split("|", 1)
+        return Q(id_system=system, id_value=code) if system else Q(id_value=code)
+    if "://" in value or value.startswith("urn:"):
+        # An absolute URL: as stored, or, when it is this node's own base, any Type/id to it.
+        local = value.split("/_history/")[0]
+        if base and local.startswith(f"{base}/") and local.count("/") == base.count("/") + 2:
+            target_type, target_id = local.removeprefix(f"{base}/").split("/")
+            return Q(url=value) | Q(target_type=target_type, target_id=target_id)
+        return Q(url=value)
+    if "/" in value:
+        target_type, target_id = value.split("/_history/")[0].split("/", 1)
+        return Q(target_type=target_type, target_id=target_id)
+    if modifier:
+        return Q(target_type=modifier, target_id=value)
+    return Q(target_id=value, target_type__in=param.targets) if param.targets else Q(target_id=value)
+
+
+def _chain(node, param: SearchParam, modifier: str, chain: str, value: str) -> Q:
+    """Match references whose target matches `chain=value`: a resource here, or a logical identifier."""
+    target_types = [modifier] if modifier else list(param.targets)
+    if not target_types:
+        raise FHIRError(
+            400,
+            "invalid",
+            f"Name the target type to chain through {param.code}, e.g. {param.code}:Patient.{chain}.",
+        )
+    condition = Q(pk__in=[])
+    for target_type in target_types:
+        targets = matching(node=node, resource_type=target_type, params=[(chain, value)], strict=True)
+        condition |= Q(target_type=target_type, target_id__in=targets.values("logical_id"))
+    if chain == "identifier":
+        condition |= _any(_reference(v, "identifier", param) for v in _split(value))
+    return condition
+
+
+# Sorting and keyset paging: a cursor holds the sort values of the last row shown, so pages stay
+# right while resources are written (no OFFSET over a moving set).
+
+
+def _sort_keys(node, resource_type: str, sort: str | None) -> list[tuple[str, bool]]:
+    """Return (field, descending) pairs for _sort, annotating what needs a subquery; pk last."""
+    keys: list[tuple[str, bool]] = []
+    for item in _split(sort or ""):
+        descending = item.startswith("-")
+        code = item.lstrip("-")
+        if code == "_id":
+            keys.append(("logical_id", descending))
+        elif code == "_lastUpdated":
+            keys.append(("last_updated", descending))
+        else:
+            param = params_for(resource_type).get(code)
+            if param is None or param.type not in SORTABLE:
+                raise FHIRError(400, "not-supported", f"Cannot sort {resource_type} by {code!r}.", ["_sort"])
+            keys.append((f"sort_{code.replace('-', '_')}", descending))
+    keys.append(("pk", keys[-1][1] if keys else False))
+    return keys
+
+
+def _annotate_sort(queryset: QuerySet, node, resource_type: str, keys: list[tuple[str, bool]]) -> QuerySet:
+    for key, descending in keys:
+        if not key.startswith("sort_"):
+            continue
+        code = key.removeprefix("sort_").replace("_", "-")
+        param = params_for(resource_type)[code]
+        aggregate = Max if descending else Min
+        if param.type == "date":
+            rows, column, missing = (
+                DateIndex.objects,
+                "high" if descending else "low",
+                (EARLIEST if descending else LATEST),
+            )
+        elif param.type == "string":
+            rows, column, missing = StringIndex.objects, "normalised", "" if descending else "\uffff"
+        else:
+            rows, column, missing = TokenIndex.objects, "code", "" if descending else "\uffff"
+        values = (
+            rows.filter(resource=OuterRef("pk"), param=param.code)
+            .values("resource")
+            .annotate(v=aggregate(column))
+            .values("v")
+        )
+        queryset = queryset.annotate(**{key: Coalesce(Subquery(values), missing)})
+    return queryset
+
+
+def _after(keys: list[tuple[str, bool]], values: list, reverse: bool) -> Q:
+    """Rows strictly after (or before) the row with these sort values, in sort order."""
+    condition = Q(pk__in=[])
+    for index, (key, descending) in enumerate(keys):
+        equal = Q(**{k: v for (k, _), v in zip(keys[:index], values[:index], strict=True)})
+        forward = descending == reverse
+        condition |= equal & Q(**{f"{key}__{'gt' if forward else 'lt'}": values[index]})
+    return condition
+
+
+def _encode_cursor(direction: str, record: Resource, keys: list[tuple[str, bool]]) -> str:
+    values = [getattr(record, key) for key, _ in keys]
+    typed = [["t", v.isoformat()] if isinstance(v, datetime) else ["v", v] for v in values]
+    return base64.urlsafe_b64encode(jsonio.dumps([direction, typed]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, keys: list[tuple[str, bool]]) -> tuple[str, list]:
+    try:
+        direction, typed = jsonio.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if direction not in ("after", "before") or len(typed) != len(keys):
+            raise ValueError(cursor)
+        values = [datetime.fromisoformat(v) if kind == "t" else v for kind, v in typed]
+    except (ValueError, TypeError, binascii.Error, jsonio.JSONError):
+        raise FHIRError(
+            400,
+            "invalid",
+            "_cursor is not a cursor this server made; follow the Bundle's links.",
+            ["_cursor"],
+        ) from None
+    return direction, values
+
+
 def search_page(
-    *, node: Node, resource_type: str, params: list[tuple[str, str]], strict: bool = False
+    *, node, resource_type: str, params: list[tuple[str, str]], strict: bool = False, base: str = ""
 ) -> SearchPage:
-    """Return one page of matches, oldest first, and the cursor of the next page."""
-    queryset = matching(node=node, resource_type=resource_type, params=params, strict=strict)
-    ignored = [name for name, _ in params if name not in _SEARCH_CODES | RESULT_PARAMETERS]
+    """Return one page of matches in _sort order (creation order by default), with cursors."""
+    queryset = matching(node=node, resource_type=resource_type, params=params, strict=strict, base=base)
     control = dict(params)
+    ignored = unsupported(resource_type, params)
     count = _count(control.get("_count"))
+    summary = control.get("_summary")
+    if summary not in (None, "count", "false"):
+        ignored.append(f"_summary={summary}")
     total = None if control.get("_total") == "none" else queryset.count()
-    after = control.get("_after")
-    if after:
-        if not after.isdigit():
-            raise FHIRError(400, "invalid", "_after is a paging cursor from a next link.", ["_after"])
-        queryset = queryset.filter(pk__gt=int(after))
-    if count == 0:
-        return SearchPage([], total, None, ignored)
-    resources = list(queryset.order_by("pk")[: count + 1])
-    next_after = resources[count - 1].pk if len(resources) > count else None
-    return SearchPage(resources[:count], total, next_after, ignored)
+    if summary == "count" or count == 0:
+        return SearchPage([], [], queryset.count() if total is None else total, None, None, ignored)
+    keys = _sort_keys(node, resource_type, control.get("_sort"))
+    queryset = _annotate_sort(queryset, node, resource_type, keys)
+    direction, cursor = "after", control.get("_cursor")
+    if cursor:
+        direction, values = _decode_cursor(cursor, keys)
+        queryset = queryset.filter(_after(keys, values, reverse=direction == "before"))
+    backwards = direction == "before"
+    order = [f"-{key}" if descending != backwards else key for key, descending in keys]
+    rows = list(queryset.order_by(*order)[: count + 1])
+    more, rows = len(rows) > count, rows[:count]
+    if backwards:
+        rows.reverse()
+    next_cursor = previous_cursor = None
+    if rows:
+        # Going forward there is a next page if more rows were found, and a previous one if we
+        # came from one; going back, the other way round.
+        if more or backwards:
+            next_cursor = _encode_cursor("after", rows[-1], keys)
+        if more if backwards else bool(cursor):
+            previous_cursor = _encode_cursor("before", rows[0], keys)
+    included = _includes(node, resource_type, rows, params)
+    elements = [e for v in params if v[0] == "_elements" for e in _split(v[1])]
+    return SearchPage(rows, included, total, next_cursor, previous_cursor, ignored, elements)
 
 
 def _count(value: str | None) -> int:
@@ -100,18 +401,64 @@ def _count(value: str | None) -> int:
     return min(int(value), settings.FHIR_SEARCH_MAX_COUNT)
 
 
-def _any_token(values: list[str]) -> Q:
-    """Return the OR of token values: system|code, code, system| or |code."""
-    condition = Q()
-    for value in values:
-        if "|" not in value:
-            condition |= Q(code=value)
+# _include and _revinclude: resolve literal references (Type/id) and logical ones (identifier).
+
+
+def _includes(
+    node, resource_type: str, rows: list[Resource], params: list[tuple[str, str]]
+) -> list[Resource]:
+    found: dict[int, Resource] = {}
+    shown = {r.pk for r in rows}
+    for name, value in params:
+        if name not in ("_include", "_revinclude"):
             continue
-        system, code = value.split("|", 1)
-        if system and code:
-            condition |= Q(system=system, code=code)
-        elif system:
-            condition |= Q(system=system)
+        source_type, _, rest = value.partition(":")
+        code, _, target_type = rest.partition(":")
+        param = params_for(source_type).get(code) if is_resource_type(source_type) else None
+        if param is None or param.type != "reference":
+            raise FHIRError(400, "not-supported", f"{name}={value} names no reference parameter.", [name])
+        if not rows:
+            continue
+        if name == "_include":
+            if source_type != resource_type:
+                continue
+            included = _forward(node, param, [r.pk for r in rows], target_type)
         else:
-            condition |= Q(system="", code=code)
-    return condition
+            included = _reverse(node, source_type, param, rows)
+        for record in included[:MAX_INCLUDES]:
+            if record.pk not in shown:
+                found.setdefault(record.pk, record)
+    return list(found.values())
+
+
+def _forward(node, param: SearchParam, source_pks: list[int], target_type: str) -> list[Resource]:
+    refs = ReferenceIndex.objects.filter(resource_id__in=source_pks, param=param.code)
+    if target_type:
+        refs = refs.filter(Q(target_type=target_type) | Q(target_type=""))
+    targets = list(refs.values_list("target_type", "target_id", "id_system", "id_value"))
+    condition = Q(pk__in=[])
+    for ref_type, ref_id, id_system, id_value in targets:
+        types = [ref_type] if ref_type else ([target_type] if target_type else list(param.targets))
+        if ref_id:
+            condition |= Q(resource_type__in=types, logical_id=ref_id)
+        elif id_value:
+            tokens = TokenIndex.objects.filter(
+                node=node, resource_type__in=types, param="identifier", code=id_value
+            )
+            if id_system:
+                tokens = tokens.filter(system=id_system)
+            condition |= Q(pk__in=tokens.values("resource_id"))
+    return list(Resource.objects.filter(condition, node=node, deleted=False))
+
+
+def _reverse(node, source_type: str, param: SearchParam, rows: list[Resource]) -> list[Resource]:
+    condition = Q(pk__in=[])
+    for record in rows:
+        condition |= Q(target_type=record.resource_type, target_id=record.logical_id)
+    identifiers = TokenIndex.objects.filter(resource__in=rows, param="identifier").values_list(
+        "system", "code"
+    )
+    for system, code in identifiers:
+        condition |= Q(id_system=system, id_value=code)
+    refs = ReferenceIndex.objects.filter(condition, node=node, resource_type=source_type, param=param.code)
+    return list(Resource.objects.filter(pk__in=refs.values("resource_id"), deleted=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils.dateparse import parse_datetime
 
@@ -33,22 +34,39 @@ def resource_version(*, node: Node, resource_type: str, logical_id: str, version
     return version
 
 
-def resource_history(
-    *, node: Node, resource_type: str, logical_id: str, since: str | None = None, count: str | None = None
-) -> tuple[Resource, list[ResourceVersion]]:
-    """Return a resource and its versions, newest first, deletions included."""
-    record = _record(node, resource_type, logical_id)
-    versions = record.versions.all()
+def history_page(
+    *,
+    node: Node,
+    resource_type: str | None = None,
+    logical_id: str | None = None,
+    since: str | None = None,
+    count: str | None = None,
+    cursor: str | None = None,
+) -> tuple[list[ResourceVersion], str | None]:
+    """Return versions newest first (of a node, a type or one resource) and the next page's cursor."""
+    versions = ResourceVersion.objects.filter(node=node).select_related("resource")
+    if resource_type:
+        versions = versions.filter(resource_type=resource_type)
+    if logical_id:
+        versions = versions.filter(resource=_record(node, resource_type, logical_id))
     if since:
-        moment = parse_datetime(since)
+        # A + in a query string arrives as a space: put the time zone's sign back.
+        moment = parse_datetime(since.replace(" ", "+"))
         if moment is None or moment.tzinfo is None:
             raise FHIRError(400, "invalid", "_since must be an instant with a time zone.", ["_since"])
         versions = versions.filter(last_updated__gt=moment)
+    if cursor:
+        if not cursor.isdigit():
+            raise FHIRError(400, "invalid", "_cursor comes from a history Bundle's next link.", ["_cursor"])
+        versions = versions.filter(pk__lt=int(cursor))
+    size = settings.FHIR_SEARCH_DEFAULT_COUNT
     if count:
         if not count.isdigit():
             raise FHIRError(400, "invalid", "_count must be a whole number.", ["_count"])
-        versions = versions[: int(count)]
-    return record, list(versions)
+        size = min(int(count), settings.FHIR_SEARCH_MAX_COUNT)
+    page = list(versions.order_by("-pk")[: size + 1])
+    next_cursor = str(page[size - 1].pk) if len(page) > size and size else None
+    return page[:size], next_cursor
 
 
 def _record(node: Node, resource_type: str, logical_id: str) -> Resource:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from fhirserver import jsonio, search
 from fhirserver.errors import FHIRError
-from fhirserver.indexing import token_values
+from fhirserver.indexing import clear_index, index_resource, token_values
 from fhirserver.models import UNIQUE_IDENTIFIER_TYPES, Resource, ResourceVersion, TokenIndex
 from fhirserver.validation import ID_PATTERN, validate_resource
 from nodes.models import Node
@@ -24,7 +24,12 @@ class WriteResult:
 
 
 def resource_create(
-    *, node: Node, resource_type: str, content: dict, if_none_exist: str | None = None
+    *,
+    node: Node,
+    resource_type: str,
+    content: dict,
+    if_none_exist: str | None = None,
+    logical_id: str | None = None,
 ) -> WriteResult:
     """Store a new resource with a server-assigned id, unless If-None-Exist finds one."""
     validate_resource(content, resource_type=resource_type)
@@ -34,7 +39,10 @@ def resource_create(
             return WriteResult(existing, created=False)
     try:
         with transaction.atomic():
-            record = Resource(node=node, resource_type=resource_type, logical_id=str(uuid.uuid4()))
+            # A transaction assigns ids before writing, so its entries can refer to each other.
+            record = Resource(
+                node=node, resource_type=resource_type, logical_id=logical_id or str(uuid.uuid4())
+            )
             _write_version(record, content, method="POST")
     except IntegrityError:
         # A concurrent create with the same business identifier committed first.
@@ -104,9 +112,11 @@ def resource_delete(
         record.deleted = True
         record.text = ""
         record.save()
-        record.tokens.all().delete()
+        clear_index(record)
         ResourceVersion.objects.create(
             resource=record,
+            node_id=record.node_id,
+            resource_type=record.resource_type,
             version_id=record.version_id,
             last_updated=record.last_updated,
             method="DELETE",
@@ -128,20 +138,15 @@ def _write_version(record: Resource, content: dict, *, method: str) -> None:
     record.text = jsonio.dumps(body)
     record.save()
     ResourceVersion.objects.create(
-        resource=record, version_id=version_id, last_updated=now, method=method, text=record.text
+        resource=record,
+        node_id=record.node_id,
+        resource_type=record.resource_type,
+        version_id=version_id,
+        last_updated=now,
+        method=method,
+        text=record.text,
     )
-    record.tokens.all().delete()
-    TokenIndex.objects.bulk_create(
-        TokenIndex(
-            resource=record,
-            node_id=record.node_id,
-            resource_type=record.resource_type,
-            param=param,
-            system=system,
-            code=code,
-        )
-        for param, system, code in token_values(record.resource_type, content)
-    )
+    index_resource(record, content)
 
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
@@ -188,7 +193,7 @@ def _holds_identifier_of_another(node: Node, resource_type: str, logical_id: str
         .exclude(resource__logical_id=logical_id)
         .exists()
         for param, system, code in tokens
-        if system
+        if param == "identifier" and system
     )
 
 

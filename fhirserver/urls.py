@@ -6,12 +6,16 @@ from fhirserver import views
 
 # Included under <slug:node>/fhir/.
 urlpatterns = [
+    path("", views.SystemView.as_view(), name="fhir-system"),
     path("metadata", views.MetadataView.as_view(), name="fhir-metadata"),
+    path("_history", views.HistoryView.as_view(), name="fhir-history-system"),
     path("<str:resource_type>", views.TypeView.as_view(), name="fhir-type"),
+    path("<str:resource_type>/_search", views.SearchView.as_view(), name="fhir-search"),
+    path("<str:resource_type>/_history", views.HistoryView.as_view(), name="fhir-history-type"),
     path("<str:resource_type>/<str:logical_id>", views.InstanceView.as_view(), name="fhir-instance"),
     path(
         "<str:resource_type>/<str:logical_id>/_history",
-        views.InstanceHistoryView.as_view(),
+        views.HistoryView.as_view(),
         name="fhir-history-instance",
     ),
     path(

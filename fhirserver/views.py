@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fhirserver import bundles, http, search, selectors, services
+from fhirserver import bundles, http, selectors, services, transactions
 from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
@@ -94,26 +95,23 @@ class MetadataView(FHIRView):
         return Response(capability_statement(node=self.node, base=self.base))
 
 
-class TypeView(FHIRView):
-    def get(self, request: Request, node: str, resource_type: str) -> Response:
-        params = list(request.query_params.lists())
-        pairs = [(name, value) for name, values in params for value in values]
+def _pairs(query) -> list[tuple[str, str]]:
+    return [(name, value) for name, values in query.lists() for value in values]
+
+
+class SearchMixin:
+    def search(self, request: Request, resource_type: str, pairs: list[tuple[str, str]]) -> Response:
         strict = "handling=strict" in request.headers.get("Prefer", "").replace(" ", "")
-        page = search.search_page(node=self.node, resource_type=resource_type, params=pairs, strict=strict)
-        self_url = f"{self.base}/{resource_type}?{urlencode(pairs)}"
-        next_url = None
-        if page.next_after is not None:
-            next_pairs = [(n, v) for n, v in pairs if n != "_after"] + [("_after", str(page.next_after))]
-            next_url = f"{self.base}/{resource_type}?{urlencode(next_pairs)}"
-        bundle = bundles.searchset(
-            base=self.base,
-            resources=page.resources,
-            total=page.total,
-            self_url=self_url,
-            next_url=next_url,
-            ignored=page.ignored,
+        return Response(
+            bundles.search_bundle(
+                node=self.node, resource_type=resource_type, params=pairs, base=self.base, strict=strict
+            )
         )
-        return Response(bundle)
+
+
+class TypeView(SearchMixin, FHIRView):
+    def get(self, request: Request, node: str, resource_type: str) -> Response:
+        return self.search(request, resource_type, _pairs(request.query_params))
 
     def post(self, request: Request, node: str, resource_type: str) -> Response:
         result = services.resource_create(
@@ -155,19 +153,40 @@ class InstanceView(FHIRView):
         return Response(None, status=204, headers={"ETag": f'W/"{record.version_id}"'})
 
 
-class InstanceHistoryView(FHIRView):
-    def get(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
-        record, versions = selectors.resource_history(
+class SearchView(SearchMixin, FHIRView):
+    """POST [type]/_search: parameters in a form body (and on the URL)."""
+
+    parser_classes = [FormParser]
+
+    def post(self, request: Request, node: str, resource_type: str) -> Response:
+        if not request.content_type.startswith("application/x-www-form-urlencoded"):
+            raise FHIRError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded.")
+        return self.search(request, resource_type, _pairs(request.query_params) + _pairs(request.data))
+
+
+class HistoryView(FHIRView):
+    """_history of one resource, of a type, or of the whole node."""
+
+    def get(
+        self, request: Request, node: str, resource_type: str | None = None, logical_id: str | None = None
+    ):
+        query = request.query_params
+        versions, next_cursor = selectors.history_page(
             node=self.node,
             resource_type=resource_type,
             logical_id=logical_id,
-            since=request.query_params.get("_since"),
-            count=request.query_params.get("_count"),
+            since=query.get("_since"),
+            count=query.get("_count"),
+            cursor=query.get("_cursor"),
         )
-        self_url = request.build_absolute_uri()
-        return Response(
-            bundles.history(base=self.base, resource=record, versions=versions, self_url=self_url)
-        )
+        here = "/".join(part for part in (self.base, resource_type, logical_id, "_history") if part)
+        pairs = _pairs(query)
+        links = {"self": bundles.link(here, pairs)}
+        if next_cursor:
+            links["next"] = bundles.link(
+                here, [*(p for p in pairs if p[0] != "_cursor"), ("_cursor", next_cursor)]
+            )
+        return Response(bundles.history(base=self.base, versions=versions, links=links))
 
 
 class VersionView(FHIRView):
@@ -178,3 +197,13 @@ class VersionView(FHIRView):
             node=self.node, resource_type=resource_type, logical_id=logical_id, version_id=version_id
         )
         return Response(version.text, headers=_version_headers(version))
+
+
+class SystemView(FHIRView):
+    """POST to the node's base: a batch or transaction Bundle."""
+
+    def post(self, request: Request, node: str) -> Response:
+        bundle = transactions.bundle_process(
+            node=self.node, bundle=self.resource_body(request), base=self.base
+        )
+        return Response(bundle)

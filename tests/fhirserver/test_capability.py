@@ -22,11 +22,50 @@ def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client,
         "update",
         "delete",
         "history-instance",
+        "history-type",
         "create",
         "search-type",
     }
     assert request["conditionalCreate"] is True
-    assert {p["name"] for p in request["searchParam"]} == {"_id", "identifier"}
+    params = {p["name"]: p for p in request["searchParam"]}
+    assert set(params) == {
+        "_id",
+        "_lastUpdated",
+        "identifier",
+        "status",
+        "intent",
+        "category",
+        "code",
+        "medication",
+        "subject",
+        "patient",
+        "requester",
+        "authoredon",
+        "intended-dispenser",
+        "group-identifier",
+    }
+    assert params["group-identifier"]["definition"].startswith("https://")
+    assert "MedicationRequest:patient" in request["searchInclude"]
+    assert "MedicationDispense:prescription" in request["searchRevInclude"]
+    dispense = {p["name"] for p in resources["MedicationDispense"]["searchParam"]}
+    assert {"prescription", "performer", "whenhandedover", "whenprepared"} <= dispense
+    patient = {p["name"] for p in resources["Patient"]["searchParam"]}
+    assert {"name", "family", "given", "birthdate", "gender", "identifier"} <= patient
+    assert {"status", "criteria", "url"} <= {p["name"] for p in resources["Subscription"]["searchParam"]}
+    system = {i["code"] for i in body["rest"][0]["interaction"]}
+    assert "history-system" in system
+
+
+def test_every_declared_parameter_is_accepted_strictly(client, gp):
+    """Nothing is declared that the server would refuse."""
+    body = client.get("/gp/fhir/metadata").json()
+    samples = {"token": "x", "uri": "x", "string": "x", "date": "2024", "reference": "Patient/x"}
+    for resource in body["rest"][0]["resource"]:
+        if resource["type"] not in ("MedicationRequest", "MedicationDispense", "Patient", "Subscription"):
+            continue
+        for param in resource["searchParam"]:
+            url = f"/gp/fhir/{resource['type']}?{param['name']}={samples[param['type']]}"
+            assert client.get(url, headers={"Prefer": "handling=strict"}).status_code == 200, url
 
 
 def test_every_listed_type_can_be_searched(client, gp):
