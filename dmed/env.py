@@ -26,6 +26,12 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def env_float(name: str, default: float) -> float:
+    """Return the variable read as a number."""
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     """Return the variable split on commas, blanks dropped."""
     value = os.environ.get(name)

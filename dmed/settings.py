@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from dmed.env import env_bool, env_int, env_list, env_str, secret_key
+from dmed.env import env_bool, env_float, env_int, env_list, env_str, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DMED_VAR_DIR", str(BASE_DIR / "var")))
@@ -135,7 +135,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "exchange-sweep": {"task": "exchange.tasks.sweep", "schedule": env_float("EXCHANGE_SWEEP_SECONDS", 5.0)},
+}
+
+# The exchange between nodes: retries back off exponentially (with jitter) up to the cap, for
+# EXCHANGE_MAX_AGE_SECONDS, after which a message is dead and waits for a requeue.
+EXCHANGE_CONNECT_TIMEOUT = env_float("EXCHANGE_CONNECT_TIMEOUT", 5.0)
+EXCHANGE_READ_TIMEOUT = env_float("EXCHANGE_READ_TIMEOUT", 30.0)
+EXCHANGE_RETRY_BASE_SECONDS = env_float("EXCHANGE_RETRY_BASE_SECONDS", 2.0)
+EXCHANGE_RETRY_CAP_SECONDS = env_float("EXCHANGE_RETRY_CAP_SECONDS", 900.0)
+EXCHANGE_MAX_AGE_SECONDS = env_int("EXCHANGE_MAX_AGE_SECONDS", 24 * 3600)
+EXCHANGE_LEASE_SECONDS = env_int("EXCHANGE_LEASE_SECONDS", 120)
+EXCHANGE_SWEEP_BATCH = env_int("EXCHANGE_SWEEP_BATCH", 500)
 
 LOGGING = {
     "version": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ from django.test import Client
 
 from nodes.models import ApiClient
 from tests.factories import bearer
+from tests.processes import live_database_url
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def test_api_token_command_issues_a_working_token(live_server, gp):
         capture_output=True,
         text=True,
         check=True,
-        env=_test_database_env(),
+        env=os.environ | {"DATABASE_URL": live_database_url()},
     )
     token = output.stdout.strip()
     response = requests.get(
@@ -67,18 +69,3 @@ def test_api_token_command_issues_a_working_token(live_server, gp):
         timeout=10,
     )
     assert response.status_code == 200
-
-
-def _test_database_env() -> dict:
-    """Point a subprocess at the test database the live server uses."""
-    import os
-
-    from django.db import connection
-
-    settings_dict = connection.settings_dict
-    if settings_dict["ENGINE"].endswith("sqlite3"):
-        url = f"sqlite:///{settings_dict['NAME']}"
-    else:
-        user = settings_dict["USER"]
-        url = f"postgres://{user}@{settings_dict['HOST']}:{settings_dict['PORT']}/{settings_dict['NAME']}"
-    return os.environ | {"DATABASE_URL": url}

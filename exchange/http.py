@@ -1,0 +1,53 @@
+"""The one outbound HTTP helper for node-to-node calls: always a timeout, and a verdict."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import requests
+from django.conf import settings
+
+# 4xx answers worth another try: a timeout, a conflict that may clear, a rate limit.
+RETRYABLE_4XX = {408, 409, 429}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None
+    body: str
+    headers: dict[str, str]
+    duration_ms: int
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        """Connection failures, timeouts, 5xx and 408/409/429 are transient; other answers final."""
+        return self.status is None or self.status >= 500 or self.status in RETRYABLE_4XX
+
+
+_session = requests.Session()
+
+
+def send(method: str, url: str, *, headers: dict[str, str] | None = None, body: str = "") -> Answer:
+    """Send one request and return what came back, never raising for network trouble."""
+    started = time.monotonic()
+    try:
+        response = _session.request(
+            method,
+            url,
+            headers=headers or {},
+            data=body.encode() if body else None,
+            timeout=(settings.EXCHANGE_CONNECT_TIMEOUT, settings.EXCHANGE_READ_TIMEOUT),
+        )
+    except requests.RequestException as exc:
+        return Answer(None, "", {}, _ms(started), f"{type(exc).__name__}: {exc}"[:2000])
+    return Answer(response.status_code, response.text, dict(response.headers), _ms(started))
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

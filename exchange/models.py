@@ -1,0 +1,113 @@
+"""The directory of partners, and the outbox that carries every message to them."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from nodes.models import Node
+
+
+class Topology(models.TextChoices):
+    PEER_TO_PEER = "peer-to-peer"
+    DISPENSER_HOSTED = "dispenser-hosted"
+    PRESCRIBER_HOSTED = "prescriber-hosted"
+    SHARED_RECORD = "shared-record"
+    SHARED_RECORD_EVENTS = "shared-record-events"
+
+
+class Partner(models.Model):
+    """Another organisation's system as this node reaches it (the node's directory)."""
+
+    class Role(models.TextChoices):
+        PHARMACY = "pharmacy", "Pharmacy"
+        PRESCRIBER = "prescriber", "Prescriber"
+        BROKER = "broker", "Message broker"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="partners")
+    ods_code = models.CharField("ODS code", max_length=12)
+    name = models.CharField(max_length=200)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    fhir_base = models.URLField("FHIR base URL", blank=True)
+    notification_url = models.URLField(blank=True)
+    token = models.CharField(
+        max_length=200, blank=True, help_text="The bearer token this node presents to the partner."
+    )
+    topology = models.CharField(
+        max_length=24,
+        choices=Topology.choices,
+        blank=True,
+        help_text="For a pharmacy: how prescriptions reach it.",
+    )
+    poll_interval = models.PositiveIntegerField(
+        default=30, help_text="Seconds between polls of a dispenser-hosted pharmacy."
+    )
+
+    class Meta:
+        ordering = ["node", "name"]
+        constraints = [models.UniqueConstraint(fields=["node", "ods_code"], name="one_entry_per_partner")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ods_code}) for {self.node.slug}"
+
+
+class Message(models.Model):
+    """One outbound HTTP interaction, written with the change that causes it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        DEAD = "dead", "Dead"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="messages")
+    partner = models.ForeignKey(
+        Partner, on_delete=models.SET_NULL, null=True, blank=True, related_name="messages"
+    )
+    # Messages with one key (a prescription) are delivered one at a time, in the order made.
+    key = models.CharField(max_length=100)
+    kind = models.CharField(max_length=40, help_text="What the message does, e.g. request.create.")
+    method = models.CharField(max_length=8)
+    url = models.CharField(max_length=1000)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.TextField(blank=True)
+    # A service called with the answer, inside the transaction that marks the message delivered.
+    on_success = models.CharField(max_length=200, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField()
+    expires_at = models.DateTimeField(help_text="After this, a message still failing is dead.")
+    leased_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["node", "key", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} ({self.kind}, {self.status})"
+
+
+class Attempt(models.Model):
+    """One try at delivering a message: what was sent and what came back."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    method = models.CharField(max_length=8)
+    url = models.CharField(max_length=1000)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["node", "-created"])]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.method} {self.url} → {self.status_code or self.error[:40]}"

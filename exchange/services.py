@@ -1,0 +1,191 @@
+"""The outbox: messages written with the change that causes them, delivered after commit."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from exchange import http
+from exchange.models import Attempt, Message, Partner
+from fhirserver.errors import FHIRError
+from nodes.models import Node
+
+log = logging.getLogger(__name__)
+
+FHIR_HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+
+def message_enqueue(
+    *,
+    node: Node,
+    key: str,
+    kind: str,
+    method: str,
+    url: str,
+    partner: Partner | None = None,
+    body: str = "",
+    headers: dict[str, str] | None = None,
+    on_success: str = "",
+    context: dict | None = None,
+) -> Message:
+    """Write a message in the caller's transaction; it is sent once that commits."""
+    now = timezone.now()
+    all_headers = dict(FHIR_HEADERS)
+    if partner is not None and partner.token:
+        all_headers["Authorization"] = f"Bearer {partner.token}"
+    all_headers.update(headers or {})
+    message = Message.objects.create(
+        node=node,
+        partner=partner,
+        key=key,
+        kind=kind,
+        method=method,
+        url=url,
+        headers=all_headers,
+        body=body,
+        on_success=on_success,
+        context=context or {},
+        next_attempt_at=now,
+        expires_at=now + timedelta(seconds=settings.EXCHANGE_MAX_AGE_SECONDS),
+    )
+    transaction.on_commit(lambda: _schedule(message.pk))
+    return message
+
+
+def _schedule(message_id: int) -> None:
+    from exchange.tasks import deliver
+
+    try:
+        deliver.delay(message_id)
+    except Exception:  # the broker is down: beat's sweep will find the row
+        log.warning("Could not queue message %s; the sweep will deliver it", message_id, exc_info=True)
+
+
+def message_deliver(*, message_id: int) -> None:
+    """Try once to deliver a message, if it is due and first in line for its key."""
+    message = _claim(message_id)
+    if message is None:
+        return
+    answer = http.send(message.method, message.url, headers=message.headers, body=message.body)
+    with transaction.atomic():
+        Attempt.objects.create(
+            message=message,
+            node_id=message.node_id,
+            number=message.attempts + 1,
+            method=message.method,
+            url=message.url,
+            status_code=answer.status,
+            duration_ms=answer.duration_ms,
+            error=answer.error or ("" if answer.ok else answer.body[:2000]),
+        )
+        message.attempts += 1
+        message.leased_until = None
+        message.response_status = answer.status
+        if answer.ok:
+            _succeed(message, answer)
+        elif answer.retryable:
+            _retry_later(message, answer.error or f"HTTP {answer.status}: {answer.body[:500]}")
+        else:
+            _die(message, f"HTTP {answer.status}: {answer.body[:2000]}")
+        message.save()
+    if message.status == Message.Status.DELIVERED:
+        _schedule_next(message)
+
+
+def _claim(message_id: int) -> Message | None:
+    """Lease the message to this worker, so a second worker leaves it alone until the lease ends."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.select_for_update().filter(pk=message_id).first()
+        if message is None or message.status != Message.Status.PENDING:
+            return None
+        if message.next_attempt_at > now or (message.leased_until and message.leased_until > now):
+            return None
+        earlier = Message.objects.filter(
+            node_id=message.node_id, key=message.key, status=Message.Status.PENDING, pk__lt=message.pk
+        )
+        if earlier.exists():
+            return None  # order: the earlier message goes first and schedules this one after it
+        message.leased_until = now + timedelta(seconds=settings.EXCHANGE_LEASE_SECONDS)
+        message.save(update_fields=["leased_until"])
+    return message
+
+
+def _succeed(message: Message, answer: http.Answer) -> None:
+    if message.on_success:
+        try:
+            with transaction.atomic():
+                import_string(message.on_success)(message=message, answer=answer)
+        except FHIRError as exc:
+            _die(message, f"Delivered, but the answer could not be used: {exc}")
+            return
+    message.status = Message.Status.DELIVERED
+    message.delivered_at = timezone.now()
+    message.last_error = ""
+
+
+def _retry_later(message: Message, error: str) -> None:
+    now = timezone.now()
+    message.last_error = error[:2000]
+    if now >= message.expires_at:
+        message.status = Message.Status.DEAD
+        return
+    delay = min(
+        settings.EXCHANGE_RETRY_BASE_SECONDS * 2 ** (message.attempts - 1),
+        settings.EXCHANGE_RETRY_CAP_SECONDS,
+    )
+    message.next_attempt_at = now + timedelta(seconds=delay * random.uniform(0.5, 1.5))
+
+
+def _die(message: Message, error: str) -> None:
+    message.status = Message.Status.DEAD
+    message.last_error = error[:2000]
+
+
+def _schedule_next(message: Message) -> None:
+    following = (
+        Message.objects.filter(node_id=message.node_id, key=message.key, status=Message.Status.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if following is not None:
+        _schedule(following)
+
+
+def messages_sweep() -> int:
+    """Queue every message that is due and first in line for its key; return how many."""
+    now = timezone.now()
+    due = (
+        Message.objects.filter(status=Message.Status.PENDING, next_attempt_at__lte=now)
+        .exclude(leased_until__gt=now)
+        .order_by("pk")
+        .values_list("pk", "node_id", "key")[: settings.EXCHANGE_SWEEP_BATCH]
+    )
+    seen: set[tuple[int, str]] = set()
+    queued = 0
+    for pk, node_id, key in due:
+        if (node_id, key) in seen:
+            continue
+        seen.add((node_id, key))
+        _schedule(pk)
+        queued += 1
+    return queued
+
+
+@transaction.atomic
+def message_requeue(*, message: Message) -> None:
+    """Give a dead message a fresh life: due now, retried again for the full period."""
+    now = timezone.now()
+    message.status = Message.Status.PENDING
+    message.next_attempt_at = now
+    message.expires_at = now + timedelta(seconds=settings.EXCHANGE_MAX_AGE_SECONDS)
+    message.leased_until = None
+    message.save()
+    transaction.on_commit(lambda: _schedule(message.pk))
