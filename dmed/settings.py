@@ -109,6 +109,12 @@ FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
 FHIR_SEARCH_DEFAULT_COUNT = env_int("FHIR_SEARCH_DEFAULT_COUNT", 20)
 FHIR_SEARCH_MAX_COUNT = env_int("FHIR_SEARCH_MAX_COUNT", 500)
 
+# Workflow reactions to resources written at any node (each handler checks the node's kind).
+FHIR_WRITE_HANDLERS = {
+    "MedicationRequest": ["dispensing.inbound.request_stored"],
+    "MedicationDispense": ["prescribing.inbound.dispense_stored", "exchange.broker.dispense_stored"],
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["fhirserver.http.FHIRJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["fhirserver.http.FHIRJSONRenderer"],
@@ -137,6 +143,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "exchange-sweep": {"task": "exchange.tasks.sweep", "schedule": env_float("EXCHANGE_SWEEP_SECONDS", 5.0)},
+    # Each dispenser-hosted route has its own interval (Partner.poll_interval); this is the tick.
+    "poll-dispensers": {"task": "prescribing.tasks.poll_dispensers", "schedule": env_float("POLL_TICK_SECONDS", 1.0)},
 }
 
 # The exchange between nodes: retries back off exponentially (with jitter) up to the cap, for

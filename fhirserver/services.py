@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fhirserver import jsonio, search
+from fhirserver import jsonio, reactions, search
 from fhirserver.errors import FHIRError
 from fhirserver.indexing import clear_index, index_resource, token_values
 from fhirserver.models import UNIQUE_IDENTIFIER_TYPES, Resource, ResourceVersion, TokenIndex
@@ -147,6 +147,7 @@ def _write_version(record: Resource, content: dict, *, method: str) -> None:
         text=record.text,
     )
     index_resource(record, content)
+    reactions.react(record, body)
 
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')

@@ -45,6 +45,11 @@ USERS = (
 )
 
 
+def demo_url() -> str:
+    """Return where the demo's nodes reach each other (DMED_DEMO_URL, else 127.0.0.1:8000)."""
+    return (os.environ.get("DMED_DEMO_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+
 def demo_password() -> str:
     """Return the demo users' password: DMED_DEMO_PASSWORD, else the documented demo one."""
     return os.environ.get("DMED_DEMO_PASSWORD") or "dmed-demo"
@@ -75,9 +80,40 @@ def demo_seed() -> None:
         Membership.objects.update_or_create(
             user=user, node=Node.objects.get(slug=slug), defaults={"role": role}
         )
+    _seed_directory()
     admin, _ = User.objects.update_or_create(
         username="admin",
         defaults={"is_staff": True, "is_superuser": True, "first_name": "Demo", "last_name": "Administrator"},
     )
     admin.set_password(password)
     admin.save()
+
+
+def _seed_directory() -> None:
+    """Give each node its partners: the GP reaches each pharmacy by that pharmacy's topology."""
+    from exchange.models import Partner
+
+    nodes = {node.slug: node for node in Node.objects.all()}
+    gp, broker = nodes["gp"], nodes["broker"]
+
+    def entry(owner: Node, partner: Node, role: str, topology: str = "") -> None:
+        Partner.objects.update_or_create(
+            node=owner,
+            ods_code=partner.ods_code,
+            defaults={
+                "name": partner.name,
+                "role": role,
+                "topology": topology,
+                "fhir_base": f"{demo_url()}/{partner.slug}/fhir",
+                "notification_url": f"{demo_url()}/{partner.slug}/notifications",
+                "token": demo_api_token(partner.slug),
+                "poll_interval": 2,
+            },
+        )
+
+    entry(gp, broker, Partner.Role.BROKER)
+    for topology in TOPOLOGIES:
+        pharmacy = nodes[f"pharmacy-{topology}"]
+        entry(gp, pharmacy, Partner.Role.PHARMACY, topology)
+        entry(pharmacy, gp, Partner.Role.PRESCRIBER, topology)
+        entry(pharmacy, broker, Partner.Role.BROKER)

@@ -1,0 +1,35 @@
+"""Rules of a broker node's shared record."""
+
+from __future__ import annotations
+
+from fhirserver import jsonio, medication
+from fhirserver.errors import FHIRError
+from fhirserver.medication import ITEM_SYSTEM
+from fhirserver.models import Resource
+from fhirserver.search import matching
+from nodes.models import Node
+
+CLAIMING = {"in-progress", "completed"}
+
+
+def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
+    """Refuse a second pharmacy's claim on a prescription item another pharmacy holds (409)."""
+    if node.kind != Node.Kind.BROKER or content.get("status") not in CLAIMING:
+        return
+    item = medication.prescribed_item(content)
+    if not item:
+        return
+    params = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}"), ("status", ",".join(sorted(CLAIMING)))]
+    others = matching(node=node, resource_type="MedicationDispense", params=params, strict=True).exclude(
+        pk=record.pk
+    )
+    mine = medication.performer_ods(content)
+    for other in others:
+        holder = medication.performer_ods(jsonio.loads(other.text))
+        if holder != mine:
+            raise FHIRError(
+                409,
+                "conflict",
+                f"This prescription item is with another pharmacy ({holder}).",
+                ["MedicationDispense.authorizingPrescription"],
+            )

@@ -1,0 +1,123 @@
+"""FHIR interactions with a partner, each sent through the outbox."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from exchange.models import Message, Partner
+from exchange.services import message_enqueue
+from fhirserver import jsonio
+from fhirserver.errors import FHIRError
+from nodes.models import Node
+
+
+def partner_for(*, node: Node, ods_code: str) -> Partner:
+    """Return the node's directory entry for an organisation; 422 when there is none."""
+    partner = Partner.objects.filter(node=node, ods_code=ods_code).first()
+    if partner is None:
+        raise FHIRError(
+            422, "business-rule", f"{node.name} has no directory entry for ODS code {ods_code!r}."
+        )
+    return partner
+
+
+def remote_create(
+    *, node: Node, partner: Partner, key: str, content: dict, identifier: tuple[str, str], kind: str
+) -> Message:
+    """POST a resource to the partner, conditionally on its business identifier."""
+    system, value = identifier
+    return message_enqueue(
+        node=node,
+        partner=partner,
+        key=key,
+        kind=kind,
+        method="POST",
+        url=f"{partner.fhir_base}/{content['resourceType']}",
+        body=jsonio.dumps(content),
+        headers={"If-None-Exist": f"identifier={system}|{value}"},
+    )
+
+
+def remote_search(
+    *,
+    node: Node,
+    partner: Partner,
+    key: str,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    kind: str,
+    on_success: str,
+    context: dict | None = None,
+) -> Message:
+    """GET a search at the partner; on_success gets the searchset."""
+    return message_enqueue(
+        node=node,
+        partner=partner,
+        key=key,
+        kind=kind,
+        method="GET",
+        url=f"{partner.fhir_base}/{resource_type}?{urlencode(params)}",
+        on_success=on_success,
+        context=context,
+    )
+
+
+def remote_update(
+    *,
+    node: Node,
+    partner: Partner,
+    key: str,
+    resource_type: str,
+    identifier: tuple[str, str],
+    changes: dict,
+    kind: str,
+    then: str = "",
+    context: dict | None = None,
+) -> Message:
+    """Change the partner's copy of a resource: GET it by identifier, then PUT it with If-Match."""
+    system, value = identifier
+    return remote_search(
+        node=node,
+        partner=partner,
+        key=key,
+        resource_type=resource_type,
+        params=[("identifier", f"{system}|{value}")],
+        kind=f"{kind}.fetch",
+        on_success="exchange.remote.put_changed",
+        context={"changes": changes, "then": then, "kind": kind, **(context or {})},
+    )
+
+
+def put_changed(*, message: Message, answer) -> None:
+    """Second half of remote_update: apply the changes to what was fetched and PUT it back."""
+    found = entries(answer.body)
+    if not found:
+        raise FHIRError(404, "not-found", f"The partner has no resource at {message.url}.")
+    current = found[0]
+    changed = {**current, **message.context["changes"]}
+    message_enqueue(
+        node=message.node,
+        partner=message.partner,
+        key=message.key,
+        kind=message.context["kind"],
+        method="PUT",
+        url=f"{message.partner.fhir_base}/{current['resourceType']}/{current['id']}",
+        body=jsonio.dumps(changed),
+        headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
+        on_success=message.context["then"],
+        context=message.context,
+    )
+
+
+def entries(searchset_text: str) -> list[dict]:
+    """Return the matched resources of a searchset Bundle's text."""
+    try:
+        bundle = json.loads(searchset_text)
+    except ValueError as exc:
+        raise FHIRError(502, "invalid", "The partner answered with something other than JSON.") from exc
+    return [
+        entry["resource"]
+        for entry in bundle.get("entry", [])
+        if entry.get("search", {}).get("mode", "match") == "match" and "resource" in entry
+    ]

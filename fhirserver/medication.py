@@ -1,0 +1,175 @@
+"""MedicationRequest and MedicationDispense as the NHS profiles shape them: builders and readers,
+so workflow code speaks in services and never in JSON paths."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from fhirserver.nhs import (
+    NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
+    PRESCRIPTION_ID_SYSTEM,
+    prescription_id_check_character,
+)
+
+ITEM_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
+DISPENSE_SYSTEM = "https://fhir.nhs.uk/Id/prescription-dispense-item-number"
+LONG_FORM_ID = "https://fhir.nhs.uk/StructureDefinition/Extension-DM-PrescriptionId"
+LONG_FORM_SYSTEM = "https://fhir.nhs.uk/Id/prescription"
+DISPENSE_TYPE = "https://fhir.nhs.uk/CodeSystem/medicationdispense-type"
+NOT_DISPENSED_REASON = "https://fhir.nhs.uk/CodeSystem/medicationdispense-status-reason"
+CANCELLATION_REASON = "https://fhir.nhs.uk/CodeSystem/medicationrequest-status-reason"
+SNOMED = "http://snomed.info/sct"
+TERMINAL_DISPENSE_STATUSES = {"completed", "declined", "cancelled", "stopped", "entered-in-error"}
+
+
+def prescription_id(*, ods_code: str, sequence: int) -> str:
+    """Return a new short-form Prescription ID: random, the ODS code, a sequence, a check character."""
+    data = f"{secrets.token_hex(3).upper()}-{ods_code.upper().rjust(6, '0')}-{sequence % 0x100000:05X}"
+    return data + prescription_id_check_character(data)
+
+
+def request_build(
+    *,
+    item_id: str,
+    group_id: str,
+    long_id: str,
+    nhs_number: str,
+    prescriber_ods: str,
+    pharmacy_ods: str | None,
+    code: str,
+    display: str,
+    quantity: float,
+    unit: str,
+    dosage: str,
+    authored_on: datetime,
+) -> dict:
+    """Return an active acute community MedicationRequest for one line item."""
+    request = {
+        "resourceType": "MedicationRequest",
+        "identifier": [{"system": ITEM_SYSTEM, "value": item_id}],
+        "groupIdentifier": {
+            "extension": [
+                {"url": LONG_FORM_ID, "valueIdentifier": {"system": LONG_FORM_SYSTEM, "value": long_id}}
+            ],
+            "system": PRESCRIPTION_ID_SYSTEM,
+            "value": group_id,
+        },
+        "status": "active",
+        "intent": "order",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                        "code": "community",
+                    }
+                ]
+            }
+        ],
+        "medicationCodeableConcept": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "subject": {"type": "Patient", "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
+        "authoredOn": authored_on.isoformat(timespec="seconds"),
+        "requester": {"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": prescriber_ods}},
+        "courseOfTherapyType": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
+                    "code": "acute",
+                }
+            ]
+        },
+        "dosageInstruction": [{"text": dosage}],
+        "dispenseRequest": {"quantity": {"value": quantity, "unit": unit}},
+    }
+    if pharmacy_ods:
+        request["dispenseRequest"]["performer"] = _organization(pharmacy_ods)
+    return request
+
+
+def dispense_build(
+    *,
+    request: dict,
+    dispense_id: str,
+    status: str,
+    pharmacy_ods: str,
+    when: datetime,
+    days_supply: int | None = None,
+    reason_code: str | None = None,
+) -> dict:
+    """Return a MedicationDispense for a request: in-progress (claimed), completed or declined."""
+    type_code = {"in-progress": "0008", "completed": "0001", "declined": "0002"}[status]
+    dispense = {
+        "resourceType": "MedicationDispense",
+        "identifier": [{"system": DISPENSE_SYSTEM, "value": dispense_id}],
+        "status": status,
+        "medicationCodeableConcept": request["medicationCodeableConcept"],
+        "subject": request["subject"],
+        "performer": [{"actor": _organization(pharmacy_ods)}],
+        "authorizingPrescription": [{"type": "MedicationRequest", "identifier": request["identifier"][0]}],
+        "type": {"coding": [{"system": DISPENSE_TYPE, "code": type_code}]},
+    }
+    if status == "completed":
+        dispense["quantity"] = request["dispenseRequest"]["quantity"]
+        if days_supply:
+            dispense["daysSupply"] = {
+                "value": days_supply,
+                "unit": "day",
+                "system": "http://unitsofmeasure.org",
+                "code": "d",
+            }
+        dispense["whenHandedOver"] = when.isoformat(timespec="seconds")
+    if status == "declined":
+        dispense["statusReasonCodeableConcept"] = {
+            "coding": [{"system": NOT_DISPENSED_REASON, "code": reason_code or "0002"}]
+        }
+    return dispense
+
+
+def _organization(ods_code: str) -> dict:
+    return {"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": ods_code}}
+
+
+def item_id(request: dict) -> str:
+    """Return a MedicationRequest's line-item identifier value."""
+    return next(i["value"] for i in request["identifier"] if i.get("system") == ITEM_SYSTEM)
+
+
+def identifier_query(system: str, value: str) -> str:
+    return f"identifier={system}|{value}"
+
+
+def requester_ods(request: dict) -> str:
+    return request.get("requester", {}).get("identifier", {}).get("value", "")
+
+
+def nominated_ods(request: dict) -> str:
+    return request.get("dispenseRequest", {}).get("performer", {}).get("identifier", {}).get("value", "")
+
+
+def renominated(request: dict, pharmacy_ods: str) -> dict:
+    """Return the request nominating another pharmacy."""
+    dispense_request = {**request["dispenseRequest"], "performer": _organization(pharmacy_ods)}
+    return {**request, "dispenseRequest": dispense_request}
+
+
+def cancelled(request: dict, reason_code: str) -> dict:
+    """Return the request cancelled for a reason (medicationrequest-status-reason)."""
+    reason = {"coding": [{"system": CANCELLATION_REASON, "code": reason_code}]}
+    return {**request, "status": "cancelled", "statusReason": reason}
+
+
+def prescribed_item(dispense: dict) -> str:
+    """Return the line-item identifier a MedicationDispense was made for."""
+    for reference in dispense.get("authorizingPrescription", []):
+        identifier = reference.get("identifier") or {}
+        if identifier.get("system") == ITEM_SYSTEM:
+            return identifier.get("value", "")
+    return ""
+
+
+def performer_ods(dispense: dict) -> str:
+    for performer in dispense.get("performer", []):
+        return performer.get("actor", {}).get("identifier", {}).get("value", "")
+    return ""

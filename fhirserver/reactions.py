@@ -1,0 +1,26 @@
+"""Workflow reactions to stored resources. The handlers are named in settings
+(FHIR_WRITE_HANDLERS), so this app depends on no workflow app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from fhirserver.models import Resource
+
+
+@cache
+def _handlers(resource_type: str) -> tuple[Callable, ...]:
+    return tuple(import_string(path) for path in settings.FHIR_WRITE_HANDLERS.get(resource_type, ()))
+
+
+def react(record: Resource, content: dict) -> None:
+    """Run every handler for a resource just written, inside its transaction.
+
+    A handler may refuse the write by raising FHIRError; the whole write is then undone.
+    """
+    for handler in _handlers(record.resource_type):
+        handler(node=record.node, record=record, content=content)

@@ -1,0 +1,238 @@
+"""The prescribing workflow: issue, cancel, re-nominate, and learn of dispenses."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from exchange.models import Message, Partner, Topology
+from exchange.remote import entries, partner_for, remote_create, remote_search, remote_update
+from fhirserver import jsonio, medication, services
+from fhirserver.errors import FHIRError
+from fhirserver.medication import ITEM_SYSTEM
+from fhirserver.models import Resource
+from fhirserver.search import matching
+from nodes.models import Node
+from prescribing.models import PrescriptionSequence
+
+# Topologies in which the prescriber sends the request to the pharmacy itself.
+PUSHED_TO_PHARMACY = {Topology.PEER_TO_PEER, Topology.DISPENSER_HOSTED}
+
+
+@dataclass(frozen=True)
+class Item:
+    code: str
+    display: str
+    quantity: float
+    unit: str
+    dosage: str
+
+
+@transaction.atomic
+def prescription_issue(
+    *, node: Node, nhs_number: str, items: list[Item], pharmacy_ods: str
+) -> list[Resource]:
+    """Issue a prescription of one MedicationRequest per item and send it along its route."""
+    if not items:
+        raise FHIRError(422, "required", "A prescription needs at least one item.")
+    pharmacy = _pharmacy(node, pharmacy_ods)
+    group_id = medication.prescription_id(ods_code=node.ods_code, sequence=_next_sequence(node))
+    long_id, now = str(uuid.uuid4()), timezone.now()
+    requests = []
+    for item in items:
+        content = medication.request_build(
+            item_id=str(uuid.uuid4()),
+            group_id=group_id,
+            long_id=long_id,
+            nhs_number=nhs_number,
+            prescriber_ods=node.ods_code,
+            pharmacy_ods=pharmacy_ods,
+            code=item.code,
+            display=item.display,
+            quantity=item.quantity,
+            unit=item.unit,
+            dosage=item.dosage,
+            authored_on=now,
+        )
+        record = services.resource_create(
+            node=node, resource_type="MedicationRequest", content=content
+        ).resource
+        _send(node, pharmacy, content, kind="request.create")
+        requests.append(record)
+    return requests
+
+
+@transaction.atomic
+def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "0001") -> Message:
+    """Ask the pharmacy to cancel; the request here is cancelled when the pharmacy accepts."""
+    content = jsonio.loads(request.text)
+    if content["status"] != "active":
+        raise FHIRError(
+            409,
+            "business-rule",
+            f"Only an active prescription can be cancelled; this one is {content['status']}.",
+        )
+    pharmacy = _pharmacy(node, medication.nominated_ods(content))
+    if pharmacy.topology not in PUSHED_TO_PHARMACY:
+        raise FHIRError(501, "not-supported", f"Cancellation over {pharmacy.topology} is not built yet.")
+    changes = medication.cancelled(content, reason_code)
+    return remote_update(
+        node=node,
+        partner=pharmacy,
+        key=medication.item_id(content),
+        resource_type="MedicationRequest",
+        identifier=(ITEM_SYSTEM, medication.item_id(content)),
+        changes={"status": changes["status"], "statusReason": changes["statusReason"]},
+        kind="request.cancel",
+        then="prescribing.services.cancellation_accepted",
+        context={"request": request.logical_id, "reason": reason_code},
+    )
+
+
+def cancellation_accepted(*, message: Message, answer) -> None:
+    """The pharmacy accepted the cancellation: cancel the request here too."""
+    record = Resource.objects.get(
+        node=message.node, resource_type="MedicationRequest", logical_id=message.context["request"]
+    )
+    content = medication.cancelled(jsonio.loads(record.text), message.context["reason"])
+    services.resource_update(
+        node=message.node, resource_type="MedicationRequest", logical_id=record.logical_id, content=content
+    )
+
+
+@transaction.atomic
+def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str) -> Resource:
+    """Send a returned (declined) prescription to another pharmacy."""
+    content = jsonio.loads(request.text)
+    if content["status"] != "active":
+        raise FHIRError(409, "business-rule", "Only an active prescription can be re-nominated.")
+    pharmacy = _pharmacy(node, pharmacy_ods)
+    updated = medication.renominated(content, pharmacy_ods)
+    record = services.resource_update(
+        node=node, resource_type="MedicationRequest", logical_id=request.logical_id, content=updated
+    ).resource
+    _send(node, pharmacy, updated, kind="request.renominate")
+    return record
+
+
+def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
+    if pharmacy.topology not in PUSHED_TO_PHARMACY:
+        raise FHIRError(501, "not-supported", f"The {pharmacy.topology} topology is not built yet.")
+    remote_create(
+        node=node,
+        partner=pharmacy,
+        key=medication.item_id(content),
+        content=content,
+        identifier=(ITEM_SYSTEM, medication.item_id(content)),
+        kind=kind,
+    )
+
+
+def _pharmacy(node: Node, ods_code: str) -> Partner:
+    partner = partner_for(node=node, ods_code=ods_code)
+    if partner.role != Partner.Role.PHARMACY:
+        raise FHIRError(422, "business-rule", f"{partner.name} is not a pharmacy.")
+    return partner
+
+
+def _next_sequence(node: Node) -> int:
+    PrescriptionSequence.objects.get_or_create(node=node)
+    PrescriptionSequence.objects.filter(node=node).update(last=F("last") + 1)
+    return PrescriptionSequence.objects.get(node=node).last
+
+
+# Learning of dispenses: pushed to this node's FHIR API, or polled from a dispenser-hosted pharmacy.
+
+
+def dispense_learnt(*, node: Node, dispense: dict) -> None:
+    """A dispense reached this prescriber: when completed, complete the request it was for."""
+    if dispense.get("status") != "completed":
+        return  # in progress or declined: the request stays active (declined means returned)
+    request = _request_for(node, medication.prescribed_item(dispense))
+    if request is None:
+        return
+    content = jsonio.loads(request.text)
+    if content["status"] == "active":
+        services.resource_update(
+            node=node,
+            resource_type="MedicationRequest",
+            logical_id=request.logical_id,
+            content={**content, "status": "completed"},
+        )
+
+
+def _request_for(node: Node, item: str) -> Resource | None:
+    if not item:
+        return None
+    params = [("identifier", f"{ITEM_SYSTEM}|{item}")]
+    return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).first()
+
+
+def dispensers_poll() -> int:
+    """Ask dispenser-hosted pharmacies about open requests that are due a poll; return how many."""
+    now = timezone.now()
+    queued = 0
+    for pharmacy in Partner.objects.filter(
+        topology=Topology.DISPENSER_HOSTED, role=Partner.Role.PHARMACY
+    ).select_related("node"):
+        node = pharmacy.node
+        params = [
+            ("status", "active"),
+            ("intended-dispenser:identifier", f"{medication.ODS_SYSTEM}|{pharmacy.ods_code}"),
+        ]
+        for request in matching(node=node, resource_type="MedicationRequest", params=params, strict=True):
+            item = medication.item_id(jsonio.loads(request.text))
+            recent = Message.objects.filter(
+                node=node,
+                key=item,
+                kind="dispense.poll",
+                created__gt=now - timedelta(seconds=pharmacy.poll_interval),
+            )
+            waiting = Message.objects.filter(
+                node=node, key=item, kind="dispense.poll", status=Message.Status.PENDING
+            )
+            if recent.exists() or waiting.exists():
+                continue
+            with transaction.atomic():
+                remote_search(
+                    node=node,
+                    partner=pharmacy,
+                    key=item,
+                    resource_type="MedicationDispense",
+                    params=[("prescription:identifier", f"{ITEM_SYSTEM}|{item}")],
+                    kind="dispense.poll",
+                    on_success="prescribing.services.dispenses_polled",
+                )
+            queued += 1
+    return queued
+
+
+def dispenses_polled(*, message: Message, answer) -> None:
+    """Keep a copy of each dispense the pharmacy holds (in-progress ones too), newest state wins."""
+    for dispense in entries(answer.body):
+        identifier = dispense["identifier"][0]
+        copy = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
+        query = f"identifier={identifier['system']}|{identifier['value']}"
+        existing = matching(
+            node=message.node,
+            resource_type="MedicationDispense",
+            params=[("identifier", f"{identifier['system']}|{identifier['value']}")],
+            strict=True,
+        ).first()
+        if existing is None:
+            services.resource_create(
+                node=message.node, resource_type="MedicationDispense", content=copy, if_none_exist=query
+            )
+        elif jsonio.loads(existing.text).get("status") != copy.get("status"):
+            copy["id"] = existing.logical_id
+            services.resource_update(
+                node=message.node,
+                resource_type="MedicationDispense",
+                logical_id=existing.logical_id,
+                content=copy,
+            )
