@@ -101,7 +101,7 @@ def _share(node: Node, request: dict, dispense: dict) -> None:
     remote_create(
         node=node,
         partner=prescriber,
-        key=medication.item_id(request),
+        key=medication.group_id(request),
         content=clean,
         identifier=(DISPENSE_SYSTEM, dispense["identifier"][0]["value"]),
         kind=f"dispense.{dispense['status']}",

@@ -144,7 +144,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "exchange-sweep": {"task": "exchange.tasks.sweep", "schedule": env_float("EXCHANGE_SWEEP_SECONDS", 5.0)},
     # Each dispenser-hosted route has its own interval (Partner.poll_interval); this is the tick.
-    "poll-dispensers": {"task": "prescribing.tasks.poll_dispensers", "schedule": env_float("POLL_TICK_SECONDS", 1.0)},
+    "poll-dispensers": {
+        "task": "prescribing.tasks.poll_dispensers",
+        "schedule": env_float("POLL_TICK_SECONDS", 1.0),
+    },
 }
 
 # The exchange between nodes: retries back off exponentially (with jitter) up to the cap, for

@@ -136,6 +136,11 @@ def item_id(request: dict) -> str:
     return next(i["value"] for i in request["identifier"] if i.get("system") == ITEM_SYSTEM)
 
 
+def group_id(request: dict) -> str:
+    """Return the Prescription ID shared by a prescription's line items."""
+    return request.get("groupIdentifier", {}).get("value", "") or item_id(request)
+
+
 def identifier_query(system: str, value: str) -> str:
     return f"identifier={system}|{value}"
 

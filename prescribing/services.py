@@ -84,7 +84,7 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
     return remote_update(
         node=node,
         partner=pharmacy,
-        key=medication.item_id(content),
+        key=medication.group_id(content),
         resource_type="MedicationRequest",
         identifier=(ITEM_SYSTEM, medication.item_id(content)),
         changes={"status": changes["status"], "statusReason": changes["statusReason"]},
@@ -126,7 +126,7 @@ def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
     remote_create(
         node=node,
         partner=pharmacy,
-        key=medication.item_id(content),
+        key=medication.group_id(content),
         content=content,
         identifier=(ITEM_SYSTEM, medication.item_id(content)),
         kind=kind,
@@ -186,6 +186,7 @@ def dispensers_poll() -> int:
             ("intended-dispenser:identifier", f"{medication.ODS_SYSTEM}|{pharmacy.ods_code}"),
         ]
         for request in matching(node=node, resource_type="MedicationRequest", params=params, strict=True):
+            # Polls are keyed by item: each item is polled on its own, whatever its siblings do.
             item = medication.item_id(jsonio.loads(request.text))
             recent = Message.objects.filter(
                 node=node,

@@ -63,6 +63,7 @@ def test_peer_to_peer_issue_dispense_and_the_prescriber_completes(nodes, worker)
     first, second = issue(nodes, "pharmacy-peer-to-peer", [PARACETAMOL, PARACETAMOL])
     copy = wait_for(lambda: held_at(pharmacy, first), message="the request reaching the pharmacy")
     wait_for(lambda: held_at(pharmacy, second), message="the second item reaching the pharmacy")
+    # One prescription's messages travel in order: the items arrive as they were issued.
     assert [r.pk for r in dispensing.worklist(node=pharmacy)] == [copy.pk, held_at(pharmacy, second).pk]
     group = json.loads(copy.text)["groupIdentifier"]["value"]
     assert group == json.loads(first.text)["groupIdentifier"]["value"]
