@@ -8,8 +8,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from exchange.models import Partner, Topology
-from exchange.remote import partner_for, remote_create
+from exchange import http
+from exchange.models import Attempt, Partner, Topology
+from exchange.notifications import notify
+from exchange.remote import partner_for, remote_create, remote_update
+from exchange.services import FHIR_HEADERS
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import DISPENSE_SYSTEM, ITEM_SYSTEM
@@ -35,10 +38,27 @@ def dispenses_for(*, node: Node, request: Resource) -> QuerySet[Resource]:
     return matching(node=node, resource_type="MedicationDispense", params=params, strict=True)
 
 
-@transaction.atomic
 def dispense_claim(*, node: Node, request: Resource) -> Resource:
-    """Take the request on: a MedicationDispense in progress, which a polling prescriber sees."""
-    return _record(node, request, status="in-progress")
+    """Take the request on: a MedicationDispense in progress (a polling prescriber sees it).
+
+    In the shared record the claim is made at the broker first, while the pharmacist waits and
+    outside any transaction here: the broker refuses a second pharmacy's claim (409), and the
+    pharmacist must know at once.
+    """
+    content = jsonio.loads(request.text)
+    dispense_id = str(uuid.uuid4())
+    if _prescriber(node, content).topology == Topology.SHARED_RECORD:
+        _dispensable(node, request, content)
+        dispense = medication.dispense_build(
+            request=content,
+            dispense_id=dispense_id,
+            status="in-progress",
+            pharmacy_ods=node.ods_code,
+            when=timezone.now(),
+        )
+        claim_at_broker(node=node, broker=_broker(node), dispense=dispense)
+    with transaction.atomic():
+        return _record(node, request, status="in-progress", dispense_id=dispense_id)
 
 
 @transaction.atomic
@@ -53,9 +73,8 @@ def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002"
     return _record(node, request, status="declined", reason_code=reason_code)
 
 
-def _record(node: Node, request: Resource, *, status: str, days_supply=None, reason_code=None) -> Resource:
-    request = Resource.objects.select_for_update().get(pk=request.pk)
-    content = jsonio.loads(request.text)
+def _dispensable(node: Node, request: Resource, content: dict) -> list[Resource]:
+    """Refuse a request that is not active or already dispensed; return its open dispenses."""
     if content["status"] != "active":
         raise FHIRError(
             409, "business-rule", f"This prescription is {content['status']}; it cannot be dispensed."
@@ -65,9 +84,18 @@ def _record(node: Node, request: Resource, *, status: str, days_supply=None, rea
     ]
     if existing and jsonio.loads(existing[0].text)["status"] == "completed":
         raise FHIRError(409, "business-rule", "This prescription item has been dispensed already.")
+    return existing
+
+
+def _record(
+    node: Node, request: Resource, *, status: str, days_supply=None, reason_code=None, dispense_id=None
+) -> Resource:
+    request = Resource.objects.select_for_update().get(pk=request.pk)
+    content = jsonio.loads(request.text)
+    existing = _dispensable(node, request, content)
     dispense = medication.dispense_build(
         request=content,
-        dispense_id=str(uuid.uuid4()),
+        dispense_id=dispense_id or str(uuid.uuid4()),
         status=status,
         pharmacy_ods=node.ods_code,
         when=timezone.now(),
@@ -85,24 +113,95 @@ def _record(node: Node, request: Resource, *, status: str, days_supply=None, rea
             node=node, resource_type="MedicationDispense", content=dispense
         ).resource
     if status in ("completed", "declined"):
-        _share(node, content, dispense)
+        _share(node, _prescriber(node, content), content, dispense, claimed=bool(existing))
     return record
 
 
-def _share(node: Node, request: dict, dispense: dict) -> None:
+def _prescriber(node: Node, request: dict) -> Partner:
     prescriber = partner_for(node=node, ods_code=medication.requester_ods(request))
     if prescriber.role != Partner.Role.PRESCRIBER:
         raise FHIRError(422, "business-rule", f"{prescriber.name} is not a prescriber.")
+    return prescriber
+
+
+def _broker(node: Node) -> Partner:
+    broker = Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
+    if broker is None:
+        raise FHIRError(422, "business-rule", f"{node.name} has no broker in its directory.")
+    return broker
+
+
+def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, claimed: bool) -> None:
+    """Let the prescriber learn of a completed or declined dispense, as its topology says."""
+    clean = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
+    key, identifier = medication.group_id(request), (DISPENSE_SYSTEM, dispense["identifier"][0]["value"])
+    kind = f"dispense.{dispense['status']}"
     if prescriber.topology == Topology.DISPENSER_HOSTED:
         return  # the prescriber polls this pharmacy
-    if prescriber.topology not in PUSHED_TO_PRESCRIBER:
+    if prescriber.topology in PUSHED_TO_PRESCRIBER:
+        remote_create(node=node, partner=prescriber, key=key, content=clean, identifier=identifier, kind=kind)
+    elif prescriber.topology == Topology.SHARED_RECORD:
+        broker = _broker(node)
+        if claimed:
+            changes = {k: v for k, v in clean.items() if k not in ("identifier", "resourceType")}
+            remote_update(
+                node=node,
+                partner=broker,
+                key=key,
+                resource_type="MedicationDispense",
+                identifier=identifier,
+                changes=changes,
+                kind=kind,
+            )
+        else:
+            remote_create(node=node, partner=broker, key=key, content=clean, identifier=identifier, kind=kind)
+        notify(
+            node=node,
+            partner=prescriber,
+            key=key,
+            event="medication-dispense",
+            focus_type="MedicationDispense",
+            focus=identifier,
+        )
+    else:
         raise FHIRError(501, "not-supported", f"The {prescriber.topology} topology is not built yet.")
+
+
+def claim_at_broker(*, node: Node, broker: Partner, dispense: dict) -> None:
+    """POST the claim to the shared record now; refuse here what the broker refuses."""
     clean = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
-    remote_create(
+    identifier = dispense["identifier"][0]
+    headers = {
+        **FHIR_HEADERS,
+        "Authorization": f"Bearer {broker.token}",
+        "If-None-Exist": f"identifier={identifier['system']}|{identifier['value']}",
+    }
+    url = f"{broker.fhir_base}/MedicationDispense"
+    answer = http.send("POST", url, headers=headers, body=jsonio.dumps(clean))
+    Attempt.objects.create(
         node=node,
-        partner=prescriber,
-        key=medication.group_id(request),
-        content=clean,
-        identifier=(DISPENSE_SYSTEM, dispense["identifier"][0]["value"]),
-        kind=f"dispense.{dispense['status']}",
+        number=1,
+        method="POST",
+        url=url,
+        status_code=answer.status,
+        duration_ms=answer.duration_ms,
+        error=answer.error or ("" if answer.ok else answer.body[:2000]),
     )
+    if answer.ok:
+        return
+    if answer.status == 409:
+        raise FHIRError(
+            409, "conflict", _diagnostics(answer.body) or "Another pharmacy holds this prescription."
+        )
+    raise FHIRError(
+        503,
+        "transient",
+        f"The broker could not take the claim now ({answer.status or answer.error}); try again.",
+    )
+
+
+def _diagnostics(body: str) -> str:
+    try:
+        return jsonio.loads(body)["issue"][0]["diagnostics"]
+    except (jsonio.JSONError, KeyError, IndexError, TypeError):
+        return ""

@@ -95,7 +95,10 @@ class Message(models.Model):
 class Attempt(models.Model):
     """One try at delivering a message: what was sent and what came back."""
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attempt_log")
+    # None for a call made while the user waits (a claim at the broker), not through the outbox.
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="attempt_log", null=True, blank=True
+    )
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     number = models.PositiveIntegerField()
     method = models.CharField(max_length=8)
@@ -111,3 +114,36 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.method} {self.url} → {self.status_code or self.error[:40]}"
+
+
+class NotificationStream(models.Model):
+    """Event numbers of the notifications one node sends one partner (numbered from 1)."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    last_event = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node", "partner"], name="one_stream_per_partner")]
+
+    def __str__(self) -> str:
+        return f"{self.node.slug} → {self.partner.ods_code}: {self.last_event}"
+
+
+class ReceivedEvent(models.Model):
+    """A notification event this node has received (or recovered) from a partner."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    event = models.CharField(max_length=60)
+    recovered = models.BooleanField(default=False, help_text="Missed, then caught up by a fetch.")
+    received = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["node", "partner", "number"], name="one_receipt_per_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner.ods_code} #{self.number} {self.event}"

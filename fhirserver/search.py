@@ -267,6 +267,9 @@ def _chain(node, param: SearchParam, modifier: str, chain: str, value: str) -> Q
     for target_type in target_types:
         targets = matching(node=node, resource_type=target_type, params=[(chain, value)], strict=True)
         condition |= Q(target_type=target_type, target_id__in=targets.values("logical_id"))
+        # A logical reference (by identifier, no id) reaches the targets holding that identifier.
+        identifiers = TokenIndex.objects.filter(resource__in=targets, param="identifier").values("code")
+        condition |= Q(target_id="", id_value__in=identifiers)
     if chain == "identifier":
         condition |= _any(_reference(v, "identifier", param) for v in _split(value))
     return condition

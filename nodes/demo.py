@@ -95,25 +95,30 @@ def _seed_directory() -> None:
 
     nodes = {node.slug: node for node in Node.objects.all()}
     gp, broker = nodes["gp"], nodes["broker"]
-
-    def entry(owner: Node, partner: Node, role: str, topology: str = "") -> None:
-        Partner.objects.update_or_create(
-            node=owner,
-            ods_code=partner.ods_code,
-            defaults={
-                "name": partner.name,
-                "role": role,
-                "topology": topology,
-                "fhir_base": f"{demo_url()}/{partner.slug}/fhir",
-                "notification_url": f"{demo_url()}/{partner.slug}/notifications",
-                "token": demo_api_token(partner.slug),
-                "poll_interval": 2,
-            },
-        )
-
-    entry(gp, broker, Partner.Role.BROKER)
+    directory_entry(gp, broker, Partner.Role.BROKER)
     for topology in TOPOLOGIES:
         pharmacy = nodes[f"pharmacy-{topology}"]
-        entry(gp, pharmacy, Partner.Role.PHARMACY, topology)
-        entry(pharmacy, gp, Partner.Role.PRESCRIBER, topology)
-        entry(pharmacy, broker, Partner.Role.BROKER)
+        directory_entry(gp, pharmacy, Partner.Role.PHARMACY, topology)
+        directory_entry(pharmacy, gp, Partner.Role.PRESCRIBER, topology)
+        directory_entry(pharmacy, broker, Partner.Role.BROKER)
+
+
+def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -> None:
+    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code)."""
+    from exchange.models import Partner
+
+    token = f"{owner.slug}@{partner.slug}.{demo_password()}"
+    api_client_issue(node=partner, name=owner.ods_code, token=token)
+    Partner.objects.update_or_create(
+        node=owner,
+        ods_code=partner.ods_code,
+        defaults={
+            "name": partner.name,
+            "role": role,
+            "topology": topology,
+            "fhir_base": f"{demo_url()}/{partner.slug}/fhir",
+            "notification_url": f"{demo_url()}/{partner.slug}/notifications",
+            "token": token,
+            "poll_interval": 2,
+        },
+    )

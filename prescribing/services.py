@@ -11,7 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from exchange.models import Message, Partner, Topology
-from exchange.remote import entries, partner_for, remote_create, remote_search, remote_update
+from exchange.notifications import notify
+from exchange.remote import partner_for, remote_create, remote_search, remote_update
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM
@@ -69,7 +70,8 @@ def prescription_issue(
 
 @transaction.atomic
 def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "0001") -> Message:
-    """Ask the pharmacy to cancel; the request here is cancelled when the pharmacy accepts."""
+    """Cancel along the prescription's route. Where another system holds the request, this one
+    is cancelled when that system accepts; a refusal (e.g. already dispensed) is shown with why."""
     content = jsonio.loads(request.text)
     if content["status"] != "active":
         raise FHIRError(
@@ -78,16 +80,20 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
             f"Only an active prescription can be cancelled; this one is {content['status']}.",
         )
     pharmacy = _pharmacy(node, medication.nominated_ods(content))
-    if pharmacy.topology not in PUSHED_TO_PHARMACY:
-        raise FHIRError(501, "not-supported", f"Cancellation over {pharmacy.topology} is not built yet.")
-    changes = medication.cancelled(content, reason_code)
+    cancelled = medication.cancelled(content, reason_code)
+    if pharmacy.topology == Topology.PRESCRIBER_HOSTED:
+        services.resource_update(
+            node=node, resource_type="MedicationRequest", logical_id=request.logical_id, content=cancelled
+        )
+        return _notify_request(node, pharmacy, content)
+    holder = _broker(node) if pharmacy.topology == Topology.SHARED_RECORD else pharmacy
     return remote_update(
         node=node,
-        partner=pharmacy,
+        partner=holder,
         key=medication.group_id(content),
         resource_type="MedicationRequest",
         identifier=(ITEM_SYSTEM, medication.item_id(content)),
-        changes={"status": changes["status"], "statusReason": changes["statusReason"]},
+        changes={"status": cancelled["status"], "statusReason": cancelled["statusReason"]},
         kind="request.cancel",
         then="prescribing.services.cancellation_accepted",
         context={"request": request.logical_id, "reason": reason_code},
@@ -95,7 +101,7 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
 
 
 def cancellation_accepted(*, message: Message, answer) -> None:
-    """The pharmacy accepted the cancellation: cancel the request here too."""
+    """The holder accepted the cancellation: cancel the request here too (and tell the pharmacy)."""
     record = Resource.objects.get(
         node=message.node, resource_type="MedicationRequest", logical_id=message.context["request"]
     )
@@ -103,6 +109,9 @@ def cancellation_accepted(*, message: Message, answer) -> None:
     services.resource_update(
         node=message.node, resource_type="MedicationRequest", logical_id=record.logical_id, content=content
     )
+    pharmacy = _pharmacy(message.node, medication.nominated_ods(content))
+    if pharmacy.topology == Topology.SHARED_RECORD:
+        _notify_request(message.node, pharmacy, content)
 
 
 @transaction.atomic
@@ -121,16 +130,36 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
 
 
 def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
-    if pharmacy.topology not in PUSHED_TO_PHARMACY:
+    """Make the request known along the pharmacy's route (DESIGN.md, the five topologies)."""
+    key, identifier = medication.group_id(content), (ITEM_SYSTEM, medication.item_id(content))
+    if pharmacy.topology in PUSHED_TO_PHARMACY:
+        remote_create(node=node, partner=pharmacy, key=key, content=content, identifier=identifier, kind=kind)
+    elif pharmacy.topology == Topology.PRESCRIBER_HOSTED:
+        _notify_request(node, pharmacy, content)
+    elif pharmacy.topology == Topology.SHARED_RECORD:
+        broker = _broker(node)
+        remote_create(node=node, partner=broker, key=key, content=content, identifier=identifier, kind=kind)
+        _notify_request(node, pharmacy, content)  # the electronic token; sent after the broker has it
+    else:
         raise FHIRError(501, "not-supported", f"The {pharmacy.topology} topology is not built yet.")
-    remote_create(
+
+
+def _notify_request(node: Node, pharmacy: Partner, content: dict) -> Message:
+    return notify(
         node=node,
         partner=pharmacy,
         key=medication.group_id(content),
-        content=content,
-        identifier=(ITEM_SYSTEM, medication.item_id(content)),
-        kind=kind,
+        event="medication-request",
+        focus_type="MedicationRequest",
+        focus=(ITEM_SYSTEM, medication.item_id(content)),
     )
+
+
+def _broker(node: Node) -> Partner:
+    broker = Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
+    if broker is None:
+        raise FHIRError(422, "business-rule", f"{node.name} has no broker in its directory.")
+    return broker
 
 
 def _pharmacy(node: Node, ods_code: str) -> Partner:
@@ -157,12 +186,24 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
     if request is None:
         return
     content = jsonio.loads(request.text)
-    if content["status"] == "active":
-        services.resource_update(
+    if content["status"] != "active":
+        return
+    services.resource_update(
+        node=node,
+        resource_type="MedicationRequest",
+        logical_id=request.logical_id,
+        content={**content, "status": "completed"},
+    )
+    pharmacy = Partner.objects.filter(node=node, ods_code=medication.nominated_ods(content)).first()
+    if pharmacy is not None and pharmacy.topology == Topology.SHARED_RECORD:
+        remote_update(  # the shared copy is completed too
             node=node,
+            partner=_broker(node),
+            key=medication.group_id(content),
             resource_type="MedicationRequest",
-            logical_id=request.logical_id,
-            content={**content, "status": "completed"},
+            identifier=(ITEM_SYSTEM, medication.item_id(content)),
+            changes={"status": "completed"},
+            kind="request.complete",
         )
 
 
@@ -207,33 +248,7 @@ def dispensers_poll() -> int:
                     resource_type="MedicationDispense",
                     params=[("prescription:identifier", f"{ITEM_SYSTEM}|{item}")],
                     kind="dispense.poll",
-                    on_success="prescribing.services.dispenses_polled",
+                    on_success="exchange.copies.copies_store",
                 )
             queued += 1
     return queued
-
-
-def dispenses_polled(*, message: Message, answer) -> None:
-    """Keep a copy of each dispense the pharmacy holds (in-progress ones too), newest state wins."""
-    for dispense in entries(answer.body):
-        identifier = dispense["identifier"][0]
-        copy = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
-        query = f"identifier={identifier['system']}|{identifier['value']}"
-        existing = matching(
-            node=message.node,
-            resource_type="MedicationDispense",
-            params=[("identifier", f"{identifier['system']}|{identifier['value']}")],
-            strict=True,
-        ).first()
-        if existing is None:
-            services.resource_create(
-                node=message.node, resource_type="MedicationDispense", content=copy, if_none_exist=query
-            )
-        elif jsonio.loads(existing.text).get("status") != copy.get("status"):
-            copy["id"] = existing.logical_id
-            services.resource_update(
-                node=message.node,
-                resource_type="MedicationDispense",
-                logical_id=existing.logical_id,
-                content=copy,
-            )

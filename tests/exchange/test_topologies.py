@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from dispensing import services as dispensing
-from exchange.models import Message, Partner
+from exchange.models import Message, Partner, ReceivedEvent
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM, item_id
 from fhirserver.models import Resource
@@ -153,33 +153,90 @@ def test_decline_then_renominate_to_a_dispenser_hosted_pharmacy_that_the_prescri
     assert Message.objects.filter(node=nodes["gp"], kind="dispense.poll").count() == count
 
 
-def test_the_broker_refuses_a_second_pharmacys_claim(nodes, live_server):
-    base = f"{live_server.url}/broker/fhir"
-    headers = {"Authorization": f"Bearer {demo_api_token('broker')}", "Content-Type": "application/fhir+json"}
-    (request,) = prescribing.prescription_issue(
-        node=nodes["gp"],
-        nhs_number="9449304130",
-        items=[PARACETAMOL],
-        pharmacy_ods=nodes["pharmacy-peer-to-peer"].ods_code,
+def test_prescriber_hosted_pharmacy_fetches_after_a_notification_and_pushes_its_dispense(nodes, worker):
+    pharmacy = nodes["pharmacy-prescriber-hosted"]
+    (request,) = issue(nodes, "pharmacy-prescriber-hosted")
+    copy = wait_for(lambda: held_at(pharmacy, request), message="the pharmacy fetching the request")
+    assert ReceivedEvent.objects.get(node=pharmacy).number == 1
+    dispensing.dispense_complete(node=pharmacy, request=copy)
+    wait_for(lambda: status(request) == "completed", message="the prescriber's request completing")
+
+
+def test_prescriber_hosted_cancellation_reaches_the_pharmacy(nodes, worker):
+    pharmacy = nodes["pharmacy-prescriber-hosted"]
+    (request,) = issue(nodes, "pharmacy-prescriber-hosted")
+    copy = wait_for(lambda: held_at(pharmacy, request), message="the pharmacy fetching the request")
+    prescribing.prescription_cancel(node=nodes["gp"], request=request)
+    assert status(request) == "cancelled"
+    wait_for(lambda: status(copy) == "cancelled", message="the pharmacy's copy cancelled")
+
+
+def test_a_lost_notification_is_noticed_and_what_it_carried_fetched(nodes, worker):
+    gp, pharmacy = nodes["gp"], nodes["pharmacy-prescriber-hosted"]
+    (first,) = issue(nodes, "pharmacy-prescriber-hosted")
+    wait_for(lambda: held_at(pharmacy, first), message="the first request")
+    (lost,) = issue(nodes, "pharmacy-prescriber-hosted")
+    # The second notification is lost on the way (its outbox row never delivers).
+    Message.objects.filter(node=gp, kind="notify.medication-request", status=Message.Status.PENDING).delete()
+    assert held_at(pharmacy, lost) is None
+    (third,) = issue(nodes, "pharmacy-prescriber-hosted")
+    wait_for(lambda: held_at(pharmacy, third), message="the third request")
+    wait_for(lambda: held_at(pharmacy, lost), message="the lost one recovered")
+    events = dict(ReceivedEvent.objects.filter(node=pharmacy).values_list("number", "recovered"))
+    assert events == {1: False, 2: True, 3: False}
+
+
+def test_a_repeated_notification_is_ignored(nodes, worker):
+    pharmacy = nodes["pharmacy-prescriber-hosted"]
+    (request,) = issue(nodes, "pharmacy-prescriber-hosted")
+    wait_for(lambda: held_at(pharmacy, request), message="the request")
+    note = Message.objects.get(kind="notify.medication-request")
+    answer = requests.post(note.url, data=note.body, headers=note.headers, timeout=10)
+    assert answer.status_code == 200
+    assert "duplicate" in answer.json()["issue"][0]["diagnostics"]
+    assert ReceivedEvent.objects.filter(node=pharmacy).count() == 1
+
+
+def test_notifications_need_a_partners_token(nodes, live_server):
+    url = f"{live_server.url}/pharmacy-prescriber-hosted/notifications"
+    assert requests.post(url, json={}, timeout=10).status_code == 401
+    stranger = {"Authorization": f"Bearer {demo_api_token('pharmacy-prescriber-hosted')}"}
+    assert (
+        requests.post(url, json={"resourceType": "Bundle"}, headers=stranger, timeout=10).status_code == 403
     )
-    content = json.loads(request.text)
 
-    def claim(ods: str, dispense_id: str) -> requests.Response:
-        from django.utils import timezone
 
-        from fhirserver.medication import dispense_build
+def test_shared_record_issue_claim_complete_updates_the_broker_and_the_prescriber(nodes, worker):
+    pharmacy, broker = nodes["pharmacy-shared-record"], nodes["broker"]
+    (request,) = issue(nodes, "pharmacy-shared-record")
+    shared = wait_for(lambda: held_at(broker, request), message="the broker storing the request")
+    copy = wait_for(lambda: held_at(pharmacy, request), message="the pharmacy fetching it from the broker")
+    dispensing.dispense_claim(node=pharmacy, request=copy)
+    assert [d["status"] for d in dispenses_at(broker)] == ["in-progress"]
+    dispensing.dispense_complete(node=pharmacy, request=copy, days_supply=28)
+    wait_for(lambda: status(request) == "completed", message="the prescriber completing its request")
+    wait_for(lambda: status(shared) == "completed", message="the shared copy completed")
+    assert [d["status"] for d in dispenses_at(broker)] == ["completed"]
 
-        body = dispense_build(
-            request=content,
-            dispense_id=dispense_id,
-            status="in-progress",
-            pharmacy_ods=ods,
-            when=timezone.now(),
-        )
-        return requests.post(f"{base}/MedicationDispense", json=body, headers=headers, timeout=10)
 
-    assert claim("FH542", "1f7c7a0e-0000-4000-8000-000000000001").status_code == 201
-    second = claim("FEW08", "1f7c7a0e-0000-4000-8000-000000000002")
-    assert second.status_code == 409
-    assert "FH542" in second.json()["issue"][0]["diagnostics"]
-    assert claim("FH542", "1f7c7a0e-0000-4000-8000-000000000003").status_code == 201  # the holder may add
+def test_two_pharmacies_claiming_one_shared_record_prescription(nodes, worker):
+    from nodes.demo import directory_entry
+    from tests.factories import make_node
+
+    first = nodes["pharmacy-shared-record"]
+    second = make_node("pharmacy-two", "dispensing", "FX999", "Second Pharmacy")
+    directory_entry(second, nodes["gp"], Partner.Role.PRESCRIBER, "shared-record")
+    directory_entry(second, nodes["broker"], Partner.Role.BROKER)
+    (request,) = issue(nodes, "pharmacy-shared-record")
+    copy = wait_for(lambda: held_at(first, request), message="the nominated pharmacy's copy")
+    shared = wait_for(lambda: held_at(nodes["broker"], request), message="the shared copy")
+    # The patient takes the printed token to another pharmacy, which reads the shared record too.
+    from exchange.copies import copy_store
+
+    other_copy = copy_store(node=second, resource=json.loads(shared.text))
+    dispensing.dispense_claim(node=first, request=copy)
+    with pytest.raises(FHIRError) as refused:
+        dispensing.dispense_claim(node=second, request=other_copy)
+    assert refused.value.status == 409
+    assert "FH542" in str(refused.value)
+    assert dispenses_at(second) == []

@@ -1,0 +1,42 @@
+"""Local copies of resources held by a partner, kept by business identifier."""
+
+from __future__ import annotations
+
+from exchange.models import Message
+from exchange.remote import entries
+from fhirserver import jsonio, services
+from fhirserver.models import Resource
+from fhirserver.search import matching
+from nodes.models import Node
+
+
+def copy_store(*, node: Node, resource: dict) -> Resource:
+    """Store a partner's resource here: create it, or update the copy when it has changed."""
+    identifier = resource["identifier"][0]
+    token = f"{identifier['system']}|{identifier['value']}"
+    content = {k: v for k, v in resource.items() if k not in ("id", "meta")}
+    existing = matching(
+        node=node, resource_type=resource["resourceType"], params=[("identifier", token)], strict=True
+    ).first()
+    if existing is None:
+        return services.resource_create(
+            node=node,
+            resource_type=resource["resourceType"],
+            content=content,
+            if_none_exist=f"identifier={token}",
+        ).resource
+    current = {k: v for k, v in jsonio.loads(existing.text).items() if k not in ("id", "meta")}
+    if current == content:
+        return existing
+    return services.resource_update(
+        node=node,
+        resource_type=resource["resourceType"],
+        logical_id=existing.logical_id,
+        content={**content, "id": existing.logical_id},
+    ).resource
+
+
+def copies_store(*, message: Message, answer) -> None:
+    """Keep a copy of every resource a fetch (a searchset) brought back."""
+    for resource in entries(answer.body):
+        copy_store(node=message.node, resource=resource)
