@@ -142,7 +142,9 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
         remote_create(node=node, partner=prescriber, key=key, content=clean, identifier=identifier, kind=kind)
     elif prescriber.topology == Topology.SHARED_RECORD:
         broker = _broker(node)
-        if claimed:
+        spec = {"partner": prescriber.pk, "event": "medication-dispense", "focus_type": "MedicationDispense"}
+        spec["focus"] = list(identifier)
+        if claimed:  # update the claim at the broker, then tell the prescriber
             changes = {k: v for k, v in clean.items() if k not in ("identifier", "resourceType")}
             remote_update(
                 node=node,
@@ -152,17 +154,14 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
                 identifier=identifier,
                 changes=changes,
                 kind=kind,
+                then="exchange.notifications.notify_after",
+                context={"notify": spec},
             )
         else:
             remote_create(node=node, partner=broker, key=key, content=clean, identifier=identifier, kind=kind)
-        notify(
-            node=node,
-            partner=prescriber,
-            key=key,
-            event="medication-dispense",
-            focus_type="MedicationDispense",
-            focus=identifier,
-        )
+            notify(
+                node=node, partner=prescriber, key=key, **{**spec, "partner": prescriber, "focus": identifier}
+            )
     else:
         raise FHIRError(501, "not-supported", f"The {prescriber.topology} topology is not built yet.")
 

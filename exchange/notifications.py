@@ -86,6 +86,21 @@ def notify(
     )
 
 
+def notify_after(*, message: Message, answer) -> None:
+    """Send the notification a message's context holds, once that message is delivered (a
+    remote_update's PUT is queued only when its GET returns, so a notification queued beside it
+    would overtake it)."""
+    spec = message.context["notify"]
+    notify(
+        node=message.node,
+        partner=Partner.objects.get(pk=spec["partner"]),
+        key=message.key,
+        event=spec["event"],
+        focus_type=spec["focus_type"],
+        focus=tuple(spec["focus"]),
+    )
+
+
 def sender_of(*, node: Node, client: ApiClient) -> Partner:
     """Return the directory entry of the partner holding this token (named by its ODS code)."""
     if client is None:
@@ -108,7 +123,11 @@ def notification_receive(*, node: Node, sender: Partner, bundle: dict) -> str:
         with transaction.atomic():
             ReceivedEvent.objects.create(node=node, partner=sender, number=number, event=event)
     except IntegrityError:
-        return "duplicate"
+        # Notifications about different prescriptions may overtake each other: one taken for
+        # missed is still acted on when it arrives. A true repeat is dropped.
+        late = seen.filter(number=number, event="missed").update(event=event, recovered=False)
+        if not late:
+            return "duplicate"
     source = _source(node, sender)
     outcome = "received"
     if number > highest + 1:

@@ -75,7 +75,11 @@ def remote_update(
     then: str = "",
     context: dict | None = None,
 ) -> Message:
-    """Change the partner's copy of a resource: GET it by identifier, then PUT it with If-Match."""
+    """Change the partner's copy of a resource: GET it by identifier, then PUT it with If-Match.
+
+    The PUT is queued when the GET returns, so a message queued now for the same key would
+    overtake it: chain what must follow the change with `then` (called on the PUT's success).
+    """
     system, value = identifier
     return remote_search(
         node=node,

@@ -1,0 +1,122 @@
+"""Drive whole prescriptions through one topology against running nodes, with no screen."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from dispensing import services as dispensing
+from exchange.models import Message, Topology
+from fhirserver import jsonio
+from fhirserver.errors import FHIRError
+from fhirserver.medication import ITEM_SYSTEM, item_id
+from fhirserver.models import Resource
+from fhirserver.search import matching
+from nodes.models import Node
+from prescribing import services as prescribing
+
+ITEM = prescribing.Item(
+    "39720311000001101", "Paracetamol 500mg soluble tablets", 32, "tablet", "Two when needed"
+)
+BUILT = {Topology.PEER_TO_PEER, Topology.DISPENSER_HOSTED, Topology.PRESCRIBER_HOSTED, Topology.SHARED_RECORD}
+
+
+class Command(BaseCommand):
+    help = "Issue N prescriptions to a topology's pharmacy, dispense them, and wait for completion."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--topology", required=True, choices=[t.value for t in Topology])
+        parser.add_argument("--count", type=int, default=1)
+        parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for each phase")
+
+    def handle(self, *args, topology: str, count: int, timeout: float, **options) -> None:
+        if topology not in BUILT:
+            raise CommandError(f"The {topology} topology is not built yet.")
+        gp = Node.objects.filter(slug="gp").first()
+        pharmacy = Node.objects.filter(slug=f"pharmacy-{topology}").first()
+        if gp is None or pharmacy is None:
+            raise CommandError(
+                "Run `make demo` (or `manage.py seed_demo`) first: the demo nodes are missing."
+            )
+        started = time.monotonic()
+        issued: dict[str, float] = {}
+        for _ in range(count):
+            (request,) = prescribing.prescription_issue(
+                node=gp, nhs_number="9449304130", items=[ITEM], pharmacy_ods=pharmacy.ods_code
+            )
+            issued[item_id(jsonio.loads(request.text))] = time.monotonic()
+        self._say(started, f"issued {count} prescription(s) at gp for {pharmacy.slug}")
+
+        arrived = self._wait(
+            started, timeout, issued, lambda item: _request(pharmacy, item), "at the pharmacy"
+        )
+        dispensed: dict[str, float] = {}
+        for item in issued:
+            copy = _request(pharmacy, item)
+            try:
+                dispensing.dispense_claim(node=pharmacy, request=copy)
+                dispensing.dispense_complete(node=pharmacy, request=copy)
+            except FHIRError as exc:
+                raise CommandError(f"Dispensing {item} failed: {exc}") from exc
+            dispensed[item] = time.monotonic()
+        self._say(started, f"dispensed {count} at {pharmacy.slug}")
+        completed = self._wait(
+            started,
+            timeout,
+            issued,
+            lambda item: _status(_request(gp, item)) == "completed",
+            "completed at gp",
+        )
+
+        self._check(gp, pharmacy, issued)
+        self._latency("issue → at the pharmacy", [arrived[i] - issued[i] for i in issued])
+        self._latency("dispensed → completed at gp", [completed[i] - dispensed[i] for i in issued])
+        self._say(started, f"all {count} completed over {topology}; nothing lost, nothing duplicated")
+
+    def _wait(self, started: float, timeout: float, items: dict, done, what: str) -> dict[str, float]:
+        reached: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(reached) < len(items):
+            for item in items:
+                if item not in reached and done(item):
+                    reached[item] = time.monotonic()
+            if time.monotonic() > deadline:
+                dead = Message.objects.filter(status=Message.Status.DEAD).count()
+                raise CommandError(
+                    f"Only {len(reached)} of {len(items)} {what} after {timeout:.0f} s "
+                    f"({dead} dead message(s)); is `make demo` (web, worker, beat) running?"
+                )
+            time.sleep(0.1)
+        self._say(started, f"{len(items)} {what}")
+        return reached
+
+    def _check(self, gp: Node, pharmacy: Node, issued: dict) -> None:
+        for item in issued:
+            copies = _matches(pharmacy, "MedicationRequest", "identifier", f"{ITEM_SYSTEM}|{item}").count()
+            dispenses = _matches(gp, "MedicationDispense", "prescription:identifier", f"{ITEM_SYSTEM}|{item}")
+            if copies != 1:
+                raise CommandError(f"{item}: {copies} copies at the pharmacy")
+            if dispenses.count() > 1:
+                raise CommandError(f"{item}: {dispenses.count()} dispenses at gp")
+
+    def _latency(self, label: str, seconds: list[float]) -> None:
+        ms = sorted(s * 1000 for s in seconds)
+        p95 = statistics.quantiles(ms, n=20)[-1] if len(ms) >= 2 else ms[0]
+        self.stdout.write(f"  {label:30} median {statistics.median(ms):8.0f} ms   p95 {p95:8.0f} ms")
+
+    def _say(self, started: float, text: str) -> None:
+        self.stdout.write(f"{time.monotonic() - started:7.2f} s  {text}")
+
+
+def _matches(node: Node, resource_type: str, name: str, value: str):
+    return matching(node=node, resource_type=resource_type, params=[(name, value)], strict=True)
+
+
+def _request(node: Node, item: str) -> Resource | None:
+    return _matches(node, "MedicationRequest", "identifier", f"{ITEM_SYSTEM}|{item}").first()
+
+
+def _status(record: Resource | None) -> str:
+    return jsonio.loads(record.text)["status"] if record else ""
