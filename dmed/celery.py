@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+# The embedded default's filesystem broker, without kombu's write/read race.
+TRANSPORT_ALIASES["filesystem"] = "dmed.kombu_filesystem:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmed.settings")
 

@@ -80,5 +80,6 @@ def test_demo_serves_every_node_and_stops_cleanly_on_ctrl_c(demo_env):
     assert "prescriber" in output
     assert "pharmacist-peer-to-peer" in output
     assert "celery@" in output, "the worker started"
+    assert "manage.py scenario --topology" in output
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the web server is gone"

@@ -240,3 +240,18 @@ def test_two_pharmacies_claiming_one_shared_record_prescription(nodes, worker):
     assert refused.value.status == 409
     assert "FH542" in str(refused.value)
     assert dispenses_at(second) == []
+
+
+@pytest.mark.parametrize(
+    "topology", ["peer-to-peer", "dispenser-hosted", "prescriber-hosted", "shared-record"]
+)
+def test_scenario_command_completes_every_prescription(nodes, worker, topology):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("scenario", topology=topology, count=3, timeout=60, stdout=out)
+    assert f"all 3 completed over {topology}; nothing lost, nothing duplicated" in out.getvalue()
+    assert "median" in out.getvalue()
+    assert not Message.objects.filter(status=Message.Status.DEAD).exists()

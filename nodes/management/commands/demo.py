@@ -89,6 +89,9 @@ class Command(BaseCommand):
         lines.append(
             f"  curl -s -H 'Authorization: Bearer {demo_api_token('gp')}' {url}/gp/fhir/MedicationRequest"
         )
+        lines += ["", "Drive prescriptions through a topology, in another terminal:", ""]
+        lines.append("  .venv/bin/python manage.py scenario --topology peer-to-peer --count 20")
+        lines.append("  (peer-to-peer, dispenser-hosted, prescriber-hosted, shared-record)")
         lines.append("")
         self.stdout.write("\n".join(lines))
 
