@@ -11,7 +11,7 @@ from django.utils import timezone
 from exchange import http
 from exchange.models import Attempt, Partner, Topology
 from exchange.notifications import notify
-from exchange.remote import partner_for, remote_create, remote_update
+from exchange.remote import broker_for, partner_for, remote_create, remote_update
 from exchange.services import FHIR_HEADERS
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
@@ -56,7 +56,7 @@ def dispense_claim(*, node: Node, request: Resource) -> Resource:
             pharmacy_ods=node.ods_code,
             when=timezone.now(),
         )
-        claim_at_broker(node=node, broker=_broker(node), dispense=dispense)
+        claim_at_broker(node=node, broker=broker_for(node=node), dispense=dispense)
     with transaction.atomic():
         return _record(node, request, status="in-progress", dispense_id=dispense_id)
 
@@ -124,13 +124,6 @@ def _prescriber(node: Node, request: dict) -> Partner:
     return prescriber
 
 
-def _broker(node: Node) -> Partner:
-    broker = Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
-    if broker is None:
-        raise FHIRError(422, "business-rule", f"{node.name} has no broker in its directory.")
-    return broker
-
-
 def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, claimed: bool) -> None:
     """Let the prescriber learn of a completed or declined dispense, as its topology says."""
     clean = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
@@ -141,7 +134,7 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
     if prescriber.topology in PUSHED_TO_PRESCRIBER:
         remote_create(node=node, partner=prescriber, key=key, content=clean, identifier=identifier, kind=kind)
     elif prescriber.topology == Topology.SHARED_RECORD:
-        broker = _broker(node)
+        broker = broker_for(node=node)
         spec = {"partner": prescriber.pk, "event": "medication-dispense", "focus_type": "MedicationDispense"}
         spec["focus"] = list(identifier)
         if claimed:  # update the claim at the broker, then tell the prescriber

@@ -11,7 +11,7 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from exchange.models import Message, NotificationStream, Partner, ReceivedEvent, Topology
-from exchange.remote import remote_search
+from exchange.remote import broker_for, remote_search
 from exchange.services import message_enqueue
 from fhirserver import jsonio
 from fhirserver.errors import FHIRError
@@ -166,10 +166,7 @@ def notification_receive(*, node: Node, sender: Partner, bundle: dict) -> str:
 def _source(node: Node, sender: Partner) -> Partner:
     """Where the focus lives: the broker for the shared record, else the sender itself."""
     if sender.topology == Topology.SHARED_RECORD:
-        broker = Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
-        if broker is None:
-            raise FHIRError(422, "business-rule", "This node has no broker in its directory.")
-        return broker
+        return broker_for(node=node)
     return sender
 
 

@@ -22,6 +22,14 @@ def partner_for(*, node: Node, ods_code: str) -> Partner:
     return partner
 
 
+def broker_for(*, node: Node) -> Partner:
+    """Return the node's message broker; 422 when its directory has none."""
+    broker = Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
+    if broker is None:
+        raise FHIRError(422, "business-rule", f"{node.name} has no broker in its directory.")
+    return broker
+
+
 def remote_create(
     *, node: Node, partner: Partner, key: str, content: dict, identifier: tuple[str, str], kind: str
 ) -> Message:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from exchange.models import Message, Partner, Topology
 from exchange.notifications import notify
-from exchange.remote import partner_for, remote_create, remote_search, remote_update
+from exchange.remote import broker_for, partner_for, remote_create, remote_search, remote_update
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM
@@ -86,7 +86,7 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
             node=node, resource_type="MedicationRequest", logical_id=request.logical_id, content=cancelled
         )
         return _notify_request(node, pharmacy, content)
-    holder = _broker(node) if pharmacy.topology == Topology.SHARED_RECORD else pharmacy
+    holder = broker_for(node=node) if pharmacy.topology == Topology.SHARED_RECORD else pharmacy
     return remote_update(
         node=node,
         partner=holder,
@@ -137,7 +137,7 @@ def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
     elif pharmacy.topology == Topology.PRESCRIBER_HOSTED:
         _notify_request(node, pharmacy, content)
     elif pharmacy.topology == Topology.SHARED_RECORD:
-        broker = _broker(node)
+        broker = broker_for(node=node)
         remote_create(node=node, partner=broker, key=key, content=content, identifier=identifier, kind=kind)
         _notify_request(node, pharmacy, content)  # the electronic token; sent after the broker has it
     else:
@@ -153,13 +153,6 @@ def _notify_request(node: Node, pharmacy: Partner, content: dict) -> Message:
         focus_type="MedicationRequest",
         focus=(ITEM_SYSTEM, medication.item_id(content)),
     )
-
-
-def _broker(node: Node) -> Partner:
-    broker = Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
-    if broker is None:
-        raise FHIRError(422, "business-rule", f"{node.name} has no broker in its directory.")
-    return broker
 
 
 def _pharmacy(node: Node, ods_code: str) -> Partner:
@@ -198,7 +191,7 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
     if pharmacy is not None and pharmacy.topology == Topology.SHARED_RECORD:
         remote_update(  # the shared copy is completed too
             node=node,
-            partner=_broker(node),
+            partner=broker_for(node=node),
             key=medication.group_id(content),
             resource_type="MedicationRequest",
             identifier=(ITEM_SYSTEM, medication.item_id(content)),
