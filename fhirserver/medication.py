@@ -21,7 +21,6 @@ DISPENSE_TYPE = "https://fhir.nhs.uk/CodeSystem/medicationdispense-type"
 NOT_DISPENSED_REASON = "https://fhir.nhs.uk/CodeSystem/medicationdispense-status-reason"
 CANCELLATION_REASON = "https://fhir.nhs.uk/CodeSystem/medicationrequest-status-reason"
 SNOMED = "http://snomed.info/sct"
-TERMINAL_DISPENSE_STATUSES = {"completed", "declined", "cancelled", "stopped", "entered-in-error"}
 
 
 def prescription_id(*, ods_code: str, sequence: int) -> str:
@@ -139,10 +138,6 @@ def item_id(request: dict) -> str:
 def group_id(request: dict) -> str:
     """Return the Prescription ID shared by a prescription's line items."""
     return request.get("groupIdentifier", {}).get("value", "") or item_id(request)
-
-
-def identifier_query(system: str, value: str) -> str:
-    return f"identifier={system}|{value}"
 
 
 def requester_ods(request: dict) -> str:

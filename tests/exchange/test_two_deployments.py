@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 import requests
 
 from tests.exchange.partner import free_port
-from tests.processes import FAST_EXCHANGE, ROOT, wait_for
+from tests.processes import FAST_EXCHANGE, ROOT, Worker, wait_for
 
 SETUP = """
 from exchange.models import Partner
@@ -55,7 +56,9 @@ class Deployment:
                 "CELERY_BROKER_URL": "filesystem://",
             }
         )
-        self.processes: list[subprocess.Popen] = []
+        self.var = var
+        self.server: subprocess.Popen | None = None
+        self.worker: Worker | None = None
 
     @property
     def url(self) -> str:
@@ -74,36 +77,30 @@ class Deployment:
         return done.stdout
 
     def start(self) -> None:
-        for command in (
-            ["-m", "gunicorn", "dmed.wsgi", "--bind", f"127.0.0.1:{self.port}", "--threads", "4"],
+        """Start this deployment's web server and its Celery worker (with beat)."""
+        self.server = subprocess.Popen(
             [
+                sys.executable,
                 "-m",
-                "celery",
-                "-A",
-                "dmed",
-                "worker",
-                "-B",
-                "--pool",
-                "solo",
-                "-s",
-                self.env["DMED_VAR_DIR"] + "/beat",
+                "gunicorn",
+                "dmed.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--threads",
+                "4",
             ],
-        ):
-            self.processes.append(
-                subprocess.Popen(
-                    [sys.executable, *command],
-                    cwd=ROOT,
-                    env=self.env,
-                    start_new_session=True,
-                    stdout=open(f"{self.env['DMED_VAR_DIR']}/{command[1]}.log", "w"),  # noqa: SIM115
-                    stderr=subprocess.STDOUT,
-                )
-            )
+            cwd=ROOT,
+            env=self.env,
+            start_new_session=True,
+        )
+        self.worker = Worker(self.var, **self.env).start()
 
     def stop(self) -> None:
-        for process in self.processes:
-            os.killpg(process.pid, 9)
-            process.wait()
+        if self.server is not None:
+            os.killpg(self.server.pid, signal.SIGKILL)
+            self.server.wait()
+        if self.worker is not None:
+            self.worker.stop()
 
 
 @pytest.fixture
