@@ -25,10 +25,21 @@ PUSHED_TO_PRESCRIBER = {Topology.PEER_TO_PEER, Topology.PRESCRIBER_HOSTED}
 
 
 def worklist(*, node: Node) -> QuerySet[Resource]:
-    """Return the active requests this pharmacy holds, oldest first."""
-    return matching(
+    """Return the active requests this pharmacy holds and has not declined, oldest first."""
+    requests = matching(
         node=node, resource_type="MedicationRequest", params=[("status", "active")], strict=True
-    ).order_by("pk")
+    )
+    declined = matching(
+        node=node, resource_type="MedicationDispense", params=[("status", "declined")], strict=True
+    )
+    items = sorted({medication.prescribed_item(jsonio.loads(d.text)) for d in declined})
+    if items:
+        tokens = ",".join(f"{ITEM_SYSTEM}|{item}" for item in items)
+        returned = matching(
+            node=node, resource_type="MedicationRequest", params=[("identifier", tokens)], strict=True
+        )
+        requests = requests.exclude(pk__in=returned.values("pk"))
+    return requests.order_by("pk")
 
 
 def dispenses_for(*, node: Node, request: Resource) -> QuerySet[Resource]:
@@ -152,9 +163,7 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
             )
         else:
             remote_create(node=node, partner=broker, key=key, content=clean, identifier=identifier, kind=kind)
-            notify(
-                node=node, partner=prescriber, key=key, **{**spec, "partner": prescriber, "focus": identifier}
-            )
+            notify(node=node, key=key, **{**spec, "partner": prescriber, "focus": identifier})
     else:
         raise FHIRError(501, "not-supported", f"The {prescriber.topology} topology is not built yet.")
 
@@ -181,9 +190,11 @@ def claim_at_broker(*, node: Node, broker: Partner, dispense: dict) -> None:
     )
     if answer.ok:
         return
-    if answer.status == 409:
+    if answer.status in (409, 422):
         raise FHIRError(
-            409, "conflict", _diagnostics(answer.body) or "Another pharmacy holds this prescription."
+            answer.status,
+            "conflict" if answer.status == 409 else "business-rule",
+            _diagnostics(answer.body) or "The shared record refused the claim.",
         )
     raise FHIRError(
         503,

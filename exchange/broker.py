@@ -13,12 +13,26 @@ CLAIMING = {"in-progress", "completed"}
 
 
 def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
-    """Refuse a second pharmacy's claim on a prescription item another pharmacy holds (409)."""
+    """Refuse a claim on a cancelled item (422), and a second pharmacy's claim on an item another
+    pharmacy holds (409)."""
     if node.kind != Node.Kind.BROKER or content.get("status") not in CLAIMING:
         return
     item = medication.prescribed_item(content)
     if not item:
         return
+    request = matching(
+        node=node,
+        resource_type="MedicationRequest",
+        params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
+        strict=True,
+    ).first()
+    if request is not None and jsonio.loads(request.text).get("status") == "cancelled":
+        raise FHIRError(
+            422,
+            "business-rule",
+            "This prescription item has been cancelled; it cannot be dispensed.",
+            ["MedicationDispense.authorizingPrescription"],
+        )
     params = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}"), ("status", ",".join(sorted(CLAIMING)))]
     others = matching(node=node, resource_type="MedicationDispense", params=params, strict=True).exclude(
         pk=record.pk

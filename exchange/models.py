@@ -71,6 +71,8 @@ class Message(models.Model):
     body = models.TextField(blank=True)
     # A service called with the answer, inside the transaction that marks the message delivered.
     on_success = models.CharField(max_length=200, blank=True)
+    # A service called with the error when the message dies, in the transaction that marks it dead.
+    on_failure = models.CharField(max_length=200, blank=True)
     context = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

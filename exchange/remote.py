@@ -56,6 +56,7 @@ def remote_search(
     params: list[tuple[str, str]],
     kind: str,
     on_success: str,
+    on_failure: str = "",
     context: dict | None = None,
 ) -> Message:
     """GET a search at the partner; on_success gets the searchset."""
@@ -67,6 +68,7 @@ def remote_search(
         method="GET",
         url=f"{partner.fhir_base}/{resource_type}?{urlencode(params)}",
         on_success=on_success,
+        on_failure=on_failure,
         context=context,
     )
 
@@ -81,12 +83,14 @@ def remote_update(
     changes: dict,
     kind: str,
     then: str = "",
+    otherwise: str = "",
     context: dict | None = None,
 ) -> Message:
     """Change the partner's copy of a resource: GET it by identifier, then PUT it with If-Match.
 
     The PUT is queued when the GET returns, so a message queued now for the same key would
-    overtake it: chain what must follow the change with `then` (called on the PUT's success).
+    overtake it: chain what must follow the change with `then` (called on the PUT's success);
+    `otherwise` is called if either half fails for good (say, the partner refuses the change).
     """
     system, value = identifier
     return remote_search(
@@ -97,6 +101,7 @@ def remote_update(
         params=[("identifier", f"{system}|{value}")],
         kind=f"{kind}.fetch",
         on_success="exchange.remote.put_changed",
+        on_failure=otherwise,
         context={"changes": changes, "then": then, "kind": kind, **(context or {})},
     )
 
@@ -118,6 +123,7 @@ def put_changed(*, message: Message, answer) -> None:
         body=jsonio.dumps(changed),
         headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
         on_success=message.context["then"],
+        on_failure=message.on_failure,
         context=message.context,
     )
 

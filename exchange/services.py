@@ -32,6 +32,7 @@ def message_enqueue(
     body: str = "",
     headers: dict[str, str] | None = None,
     on_success: str = "",
+    on_failure: str = "",
     context: dict | None = None,
 ) -> Message:
     """Write a message in the caller's transaction; it is sent once that commits."""
@@ -50,6 +51,7 @@ def message_enqueue(
         headers=all_headers,
         body=body,
         on_success=on_success,
+        on_failure=on_failure,
         context=context or {},
         next_attempt_at=now,
         expires_at=now + timedelta(seconds=settings.EXCHANGE_MAX_AGE_SECONDS),
@@ -134,7 +136,7 @@ def _retry_later(message: Message, error: str) -> None:
     now = timezone.now()
     message.last_error = error[:2000]
     if now >= message.expires_at:
-        message.status = Message.Status.DEAD
+        _die(message, error)
         return
     delay = min(
         settings.EXCHANGE_RETRY_BASE_SECONDS * 2 ** (message.attempts - 1),
@@ -144,8 +146,15 @@ def _retry_later(message: Message, error: str) -> None:
 
 
 def _die(message: Message, error: str) -> None:
+    """Give up on the message, and tell the service that wanted it (say, a refused cancellation)."""
     message.status = Message.Status.DEAD
     message.last_error = error[:2000]
+    if message.on_failure:
+        try:
+            with transaction.atomic():
+                import_string(message.on_failure)(message=message, error=message.last_error)
+        except FHIRError as exc:
+            log.warning("Message %s: its failure could not be recorded: %s", message.pk, exc)
 
 
 def _schedule_next(message: Message) -> None:

@@ -20,9 +20,12 @@ class Issue:
     diagnostics: str
     expression: list[str] = field(default_factory=list)
     severity: str = "error"
+    details: dict | None = None  # a coding, e.g. an EPS cancellation outcome
 
     def as_fhir(self) -> dict:
         issue: dict = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        if self.details:
+            issue["details"] = {"coding": [self.details]}
         if self.expression:
             issue["expression"] = self.expression
         return issue
@@ -39,9 +42,10 @@ class FHIRError(Exception):
         expression: list[str] | None = None,
         *,
         issues: list[Issue] | None = None,
+        details: dict | None = None,
     ) -> None:
         self.status = status
-        self.issues = issues or [Issue(code, diagnostics, expression or [])]
+        self.issues = issues or [Issue(code, diagnostics, expression or [], details=details)]
         super().__init__(diagnostics)
 
 

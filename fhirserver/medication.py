@@ -20,6 +20,19 @@ LONG_FORM_SYSTEM = "https://fhir.nhs.uk/Id/prescription"
 DISPENSE_TYPE = "https://fhir.nhs.uk/CodeSystem/medicationdispense-type"
 NOT_DISPENSED_REASON = "https://fhir.nhs.uk/CodeSystem/medicationdispense-status-reason"
 CANCELLATION_REASON = "https://fhir.nhs.uk/CodeSystem/medicationrequest-status-reason"
+STATUS_HISTORY = "https://fhir.nhs.uk/StructureDefinition/Extension-DM-PrescriptionStatusHistory"
+STATUS_HISTORY_SYSTEM = "https://fhir.nhs.uk/CodeSystem/medicationrequest-status-history"
+BUSINESS_STATUS = "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-TaskBusinessStatus"
+BUSINESS_STATUS_SYSTEM = "https://fhir.nhs.uk/CodeSystem/EPS-task-business-status"
+# Cancellation outcomes as EPS reports them (DOMAIN.md).
+CANCELLATION_OUTCOMES = {
+    "R-0001": "Prescription/item was cancelled",
+    "R-0003": "Prescription item was not cancelled - With dispenser active",
+    "R-0004": "Prescription/item was not cancelled - Dispensed to Patient",
+    "R-0006": "Prescription/item had already been cancelled",
+    "R-0008": "Prescription/item not found",
+}
+NOT_DISPENSED = "0007"
 SNOMED = "http://snomed.info/sct"
 
 
@@ -149,9 +162,9 @@ def nominated_ods(request: dict) -> str:
 
 
 def renominated(request: dict, pharmacy_ods: str) -> dict:
-    """Return the request nominating another pharmacy."""
+    """Return the request nominating another pharmacy (no longer marked returned)."""
     dispense_request = {**request["dispenseRequest"], "performer": _organization(pharmacy_ods)}
-    return {**request, "dispenseRequest": dispense_request}
+    return {**marked_returned(request, False), "dispenseRequest": dispense_request}
 
 
 def cancelled(request: dict, reason_code: str) -> dict:
@@ -173,3 +186,54 @@ def performer_ods(dispense: dict) -> str:
     for performer in dispense.get("performer", []):
         return performer.get("actor", {}).get("identifier", {}).get("value", "")
     return ""
+
+
+def with_status_history(request: dict, *, code: str, when: datetime) -> dict:
+    """Return the request recording a cancellation outcome (EPS R-codes), newest last."""
+    entry = {
+        "url": STATUS_HISTORY,
+        "extension": [
+            {
+                "url": "status",
+                "valueCoding": {
+                    "system": STATUS_HISTORY_SYSTEM,
+                    "code": code,
+                    "display": CANCELLATION_OUTCOMES.get(code, code),
+                },
+            },
+            {"url": "statusDate", "valueDateTime": when.isoformat(timespec="seconds")},
+        ],
+    }
+    return {**request, "extension": [*request.get("extension", []), entry]}
+
+
+def status_history(request: dict) -> list[str]:
+    """Return the cancellation outcome codes recorded on a request, oldest first."""
+    return [
+        part["valueCoding"]["code"]
+        for extension in request.get("extension", [])
+        if extension.get("url") == STATUS_HISTORY
+        for part in extension.get("extension", [])
+        if part.get("url") == "status" and "valueCoding" in part
+    ]
+
+
+def returned(request: dict) -> bool:
+    """True when the nominated pharmacy declined the request (EPS business status Not Dispensed)."""
+    return any(
+        extension.get("url") == BUSINESS_STATUS
+        and extension.get("valueCoding", {}).get("code") == NOT_DISPENSED
+        for extension in request.get("extension", [])
+    )
+
+
+def marked_returned(request: dict, returned_now: bool) -> dict:
+    """Return the request marked returned (declined by its pharmacy), or with the mark removed."""
+    kept = [e for e in request.get("extension", []) if e.get("url") != BUSINESS_STATUS]
+    if returned_now:
+        coding = {"system": BUSINESS_STATUS_SYSTEM, "code": NOT_DISPENSED, "display": "Not Dispensed"}
+        kept.append({"url": BUSINESS_STATUS, "valueCoding": coding})
+    changed = {**request, "extension": kept}
+    if not kept:
+        del changed["extension"]
+    return changed

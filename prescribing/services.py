@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -69,9 +70,10 @@ def prescription_issue(
 
 
 @transaction.atomic
-def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "0001") -> Message:
+def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "0001") -> Message | None:
     """Cancel along the prescription's route. Where another system holds the request, this one
-    is cancelled when that system accepts; a refusal (e.g. already dispensed) is shown with why."""
+    is cancelled when that system accepts; a refusal (say, already dispensed) is recorded on the
+    request with the holder's reason (EPS status history, R-codes)."""
     content = jsonio.loads(request.text)
     if content["status"] != "active":
         raise FHIRError(
@@ -80,13 +82,11 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
             f"Only an active prescription can be cancelled; this one is {content['status']}.",
         )
     pharmacy = _pharmacy(node, medication.nominated_ods(content))
-    cancelled = medication.cancelled(content, reason_code)
-    if pharmacy.topology == Topology.PRESCRIBER_HOSTED:
-        services.resource_update(
-            node=node, resource_type="MedicationRequest", logical_id=request.logical_id, content=cancelled
-        )
+    if pharmacy.topology == Topology.PRESCRIBER_HOSTED:  # this node holds the record
+        _cancel_here(node, request, reason_code)
         return _notify_request(node, pharmacy, content)
     holder = broker_for(node=node) if pharmacy.topology == Topology.SHARED_RECORD else pharmacy
+    cancelled = medication.cancelled(content, reason_code)
     return remote_update(
         node=node,
         partner=holder,
@@ -96,22 +96,35 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
         changes={"status": cancelled["status"], "statusReason": cancelled["statusReason"]},
         kind="request.cancel",
         then="prescribing.services.cancellation_accepted",
+        otherwise="prescribing.services.cancellation_refused",
         context={"request": request.logical_id, "reason": reason_code},
     )
 
 
 def cancellation_accepted(*, message: Message, answer) -> None:
     """The holder accepted the cancellation: cancel the request here too (and tell the pharmacy)."""
-    record = Resource.objects.get(
-        node=message.node, resource_type="MedicationRequest", logical_id=message.context["request"]
-    )
-    content = medication.cancelled(jsonio.loads(record.text), message.context["reason"])
-    services.resource_update(
-        node=message.node, resource_type="MedicationRequest", logical_id=record.logical_id, content=content
-    )
+    record = _request(message.node, message.context["request"])
+    content = _cancel_here(message.node, record, message.context["reason"])
     pharmacy = _pharmacy(message.node, medication.nominated_ods(content))
     if pharmacy.topology == Topology.SHARED_RECORD:
         _notify_request(message.node, pharmacy, content)
+
+
+def cancellation_refused(*, message: Message, error: str) -> None:
+    """The holder refused the cancellation: record its reason on the request, which stays as it is."""
+    code = re.search(r"R-\d{4}", error)
+    record = _request(message.node, message.context["request"])
+    content = medication.with_status_history(
+        jsonio.loads(record.text), code=code.group() if code else "R-0008", when=timezone.now()
+    )
+    _save(message.node, record, content)
+
+
+def _cancel_here(node: Node, record: Resource, reason_code: str) -> dict:
+    content = medication.cancelled(jsonio.loads(record.text), reason_code)
+    content = medication.with_status_history(content, code="R-0001", when=timezone.now())
+    _save(node, record, content)
+    return content
 
 
 @transaction.atomic
@@ -120,12 +133,31 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
     content = jsonio.loads(request.text)
     if content["status"] != "active":
         raise FHIRError(409, "business-rule", "Only an active prescription can be re-nominated.")
+    previous = _pharmacy(node, medication.nominated_ods(content))
     pharmacy = _pharmacy(node, pharmacy_ods)
     updated = medication.renominated(content, pharmacy_ods)
-    record = services.resource_update(
-        node=node, resource_type="MedicationRequest", logical_id=request.logical_id, content=updated
-    ).resource
-    _send(node, pharmacy, updated, kind="request.renominate")
+    record = _save(node, request, updated)
+    if previous.topology != Topology.SHARED_RECORD:
+        _send(node, pharmacy, updated, kind="request.renominate")
+        return record
+    # The shared record names the new pharmacy too; a new shared-record pharmacy is told after that.
+    then, context = "", {}
+    if pharmacy.topology == Topology.SHARED_RECORD:
+        then = "exchange.notifications.notify_after"
+        context = {"notify": _request_event(pharmacy, updated)}
+    else:
+        _send(node, pharmacy, updated, kind="request.renominate")
+    remote_update(
+        node=node,
+        partner=broker_for(node=node),
+        key=medication.group_id(content),
+        resource_type="MedicationRequest",
+        identifier=(ITEM_SYSTEM, medication.item_id(content)),
+        changes={"dispenseRequest": updated["dispenseRequest"]},
+        kind="request.renominate",
+        then=then,
+        context=context,
+    )
     return record
 
 
@@ -155,6 +187,26 @@ def _notify_request(node: Node, pharmacy: Partner, content: dict) -> Message:
     )
 
 
+def _request_event(pharmacy: Partner, content: dict) -> dict:
+    """The notification telling a pharmacy about a request, as notify_after keeps it."""
+    return {
+        "partner": pharmacy.pk,
+        "event": "medication-request",
+        "focus_type": "MedicationRequest",
+        "focus": [ITEM_SYSTEM, medication.item_id(content)],
+    }
+
+
+def _request(node: Node, logical_id: str) -> Resource:
+    return Resource.objects.get(node=node, resource_type="MedicationRequest", logical_id=logical_id)
+
+
+def _save(node: Node, record: Resource, content: dict) -> Resource:
+    return services.resource_update(
+        node=node, resource_type="MedicationRequest", logical_id=record.logical_id, content=content
+    ).resource
+
+
 def _pharmacy(node: Node, ods_code: str) -> Partner:
     partner = partner_for(node=node, ods_code=ods_code)
     if partner.role != Partner.Role.PHARMACY:
@@ -172,21 +224,24 @@ def _next_sequence(node: Node) -> int:
 
 
 def dispense_learnt(*, node: Node, dispense: dict) -> None:
-    """A dispense reached this prescriber: when completed, complete the request it was for."""
-    if dispense.get("status") != "completed":
-        return  # in progress or declined: the request stays active (declined means returned)
+    """A dispense reached this prescriber. Completed: complete the request it was for (a
+    cancellation the pharmacy had not yet learnt of did not take: R-0004). Declined by the
+    nominated pharmacy: the request stays active, marked returned, to be re-nominated."""
     request = _request_for(node, medication.prescribed_item(dispense))
     if request is None:
         return
     content = jsonio.loads(request.text)
-    if content["status"] != "active":
+    if dispense.get("status") == "declined":
+        if content["status"] == "active" and medication.performer_ods(dispense) == medication.nominated_ods(
+            content
+        ):
+            _save(node, request, medication.marked_returned(content, True))
         return
-    services.resource_update(
-        node=node,
-        resource_type="MedicationRequest",
-        logical_id=request.logical_id,
-        content={**content, "status": "completed"},
-    )
+    if dispense.get("status") != "completed" or content["status"] not in ("active", "cancelled"):
+        return
+    if content["status"] == "cancelled":
+        content = medication.with_status_history(content, code="R-0004", when=timezone.now())
+    _save(node, request, {**medication.marked_returned(content, False), "status": "completed"})
     pharmacy = Partner.objects.filter(node=node, ods_code=medication.nominated_ods(content)).first()
     if pharmacy is not None and pharmacy.topology == Topology.SHARED_RECORD:
         remote_update(  # the shared copy is completed too
@@ -220,8 +275,11 @@ def dispensers_poll() -> int:
             ("intended-dispenser:identifier", f"{medication.ODS_SYSTEM}|{pharmacy.ods_code}"),
         ]
         for request in matching(node=node, resource_type="MedicationRequest", params=params, strict=True):
+            content = jsonio.loads(request.text)
+            if medication.returned(content):
+                continue  # declined there: nothing more to learn until it is re-nominated
             # Polls are keyed by item: each item is polled on its own, whatever its siblings do.
-            item = medication.item_id(jsonio.loads(request.text))
+            item = medication.item_id(content)
             recent = Message.objects.filter(
                 node=node,
                 key=item,

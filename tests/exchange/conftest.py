@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from exchange.models import Partner
+from nodes.demo import demo_seed
+from nodes.models import Node
 from tests.exchange.partner import FlakyPartner
 from tests.factories import make_node
 from tests.processes import Worker
@@ -42,3 +44,11 @@ def worker(live_server, tmp_path):
     running = Worker(tmp_path).start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def nodes(live_server, monkeypatch, transactional_db) -> dict[str, Node]:
+    """The demo ecosystem, its directory pointing at the live server."""
+    monkeypatch.setenv("DMED_DEMO_URL", live_server.url)
+    demo_seed()
+    return {node.slug: node for node in Node.objects.all()}

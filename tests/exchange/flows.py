@@ -1,0 +1,57 @@
+"""Steps of a prescription's journey across the demo's nodes, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+
+from exchange.models import Partner
+from fhirserver.medication import ITEM_SYSTEM, item_id, status_history
+from fhirserver.models import Resource
+from fhirserver.search import matching
+from nodes.models import Node
+from prescribing import services as prescribing
+from tests.exchange.partner import FlakyPartner
+
+PARACETAMOL = prescribing.Item(
+    "39720311000001101", "Paracetamol 500mg soluble tablets", 60, "tablet", "Two four times a day"
+)
+
+
+def status(record: Resource) -> str:
+    record.refresh_from_db()
+    return json.loads(record.text)["status"]
+
+
+def held_at(node: Node, request: Resource) -> Resource | None:
+    """Return the pharmacy's (or broker's) copy of a prescriber's request, once it has arrived."""
+    item = item_id(json.loads(request.text))
+    params = [("identifier", f"{ITEM_SYSTEM}|{item}")]
+    return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).first()
+
+
+def dispenses_at(node: Node) -> list[dict]:
+    return [
+        json.loads(r.text) for r in Resource.objects.filter(node=node, resource_type="MedicationDispense")
+    ]
+
+
+def issue(nodes, pharmacy: str, items=(PARACETAMOL,)) -> list[Resource]:
+    return prescribing.prescription_issue(
+        node=nodes["gp"], nhs_number="9449304130", items=list(items), pharmacy_ods=nodes[pharmacy].ods_code
+    )
+
+
+def history(record: Resource) -> list[str]:
+    """The cancellation outcomes (EPS R-codes) recorded on a request."""
+    record.refresh_from_db()
+    return status_history(json.loads(record.text))
+
+
+def cut_off(node: Node, partner: Node, live_server_url: str) -> FlakyPartner:
+    """Route what `node` sends `partner` through a front that is down until started."""
+    front = FlakyPartner(live_server_url)
+    entry = Partner.objects.get(node=node, ods_code=partner.ods_code)
+    entry.fhir_base = entry.fhir_base.replace(live_server_url, front.url)
+    entry.notification_url = entry.notification_url.replace(live_server_url, front.url)
+    entry.save()
+    return front
