@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from exchange import http
-from exchange.models import Attempt, Partner, Topology
+from exchange.models import SHARED_RECORDS, Attempt, Partner, Topology
 from exchange.notifications import notify
 from exchange.remote import broker_for, partner_for, remote_create, remote_update
 from exchange.services import FHIR_HEADERS
@@ -58,7 +58,7 @@ def dispense_claim(*, node: Node, request: Resource) -> Resource:
     """
     content = jsonio.loads(request.text)
     dispense_id = str(uuid.uuid4())
-    if _prescriber(node, content).topology == Topology.SHARED_RECORD:
+    if _prescriber(node, content).topology in SHARED_RECORDS:
         _dispensable(node, request, content)
         dispense = medication.dispense_build(
             request=content,
@@ -144,11 +144,13 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
         return  # the prescriber polls this pharmacy
     if prescriber.topology in PUSHED_TO_PRESCRIBER:
         remote_create(node=node, partner=prescriber, key=key, content=clean, identifier=identifier, kind=kind)
-    elif prescriber.topology == Topology.SHARED_RECORD:
-        broker = broker_for(node=node)
+    elif prescriber.topology in SHARED_RECORDS:
+        # The shared record takes the dispense, then the prescriber is told (by the broker's
+        # subscription, with events; by this pharmacy, without).
+        broker, tell = broker_for(node=node), prescriber.topology == Topology.SHARED_RECORD
         spec = {"partner": prescriber.pk, "event": "medication-dispense", "focus_type": "MedicationDispense"}
         spec["focus"] = list(identifier)
-        if claimed:  # update the claim at the broker, then tell the prescriber
+        if claimed:  # update the claim at the broker
             changes = {k: v for k, v in clean.items() if k not in ("identifier", "resourceType")}
             remote_update(
                 node=node,
@@ -158,12 +160,13 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
                 identifier=identifier,
                 changes=changes,
                 kind=kind,
-                then="exchange.notifications.notify_after",
+                then="exchange.notifications.notify_after" if tell else "",
                 context={"notify": spec},
             )
         else:
             remote_create(node=node, partner=broker, key=key, content=clean, identifier=identifier, kind=kind)
-            notify(node=node, key=key, **{**spec, "partner": prescriber, "focus": identifier})
+            if tell:
+                notify(node=node, key=key, **{**spec, "partner": prescriber, "focus": identifier})
     else:
         raise FHIRError(501, "not-supported", f"The {prescriber.topology} topology is not built yet.")
 

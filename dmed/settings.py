@@ -113,7 +113,18 @@ FHIR_SEARCH_MAX_COUNT = env_int("FHIR_SEARCH_MAX_COUNT", 500)
 FHIR_WRITE_HANDLERS = {
     "MedicationRequest": ["dispensing.inbound.request_stored"],
     "MedicationDispense": ["prescribing.inbound.dispense_stored", "exchange.broker.dispense_stored"],
+    "Subscription": ["exchange.subscriptions.subscription_stored"],
+    "*": ["exchange.subscriptions.resource_written"],  # after the type's own, so refusals come first
 }
+# Operations beyond the REST interactions: (type, name) -> OperationDefinition canonical.
+FHIR_OPERATIONS = {
+    ("Subscription", "status"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+    "backport-subscription-status",
+    ("Subscription", "events"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
+    "backport-subscription-events",
+}
+# Where this deployment is reached from outside (absolute URLs in notifications).
+DMED_PUBLIC_URL = env_str("DMED_PUBLIC_URL", env_str("DMED_DEMO_URL", "http://127.0.0.1:8000")).rstrip("/")
 
 REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["fhirserver.http.FHIRJSONParser"],

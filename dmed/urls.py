@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from exchange.views import NotificationView
+from exchange.views import NotificationView, SubscriptionEventsView, SubscriptionStatusView
 from fhirserver.views import SystemView
 from nodes import views as node_views
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", node_views.home, name="home"),
     path("<slug:node>/fhir", SystemView.as_view()),
+    path("<slug:node>/fhir/Subscription/<str:logical_id>/$status", SubscriptionStatusView.as_view()),
+    path("<slug:node>/fhir/Subscription/<str:logical_id>/$events", SubscriptionEventsView.as_view()),
     path("<slug:node>/fhir/", include("fhirserver.urls")),
     path("<slug:node>/notifications", NotificationView.as_view(), name="notifications"),
     path("<slug:node>/", node_views.node_home, name="node-home"),

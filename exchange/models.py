@@ -15,6 +15,10 @@ class Topology(models.TextChoices):
     SHARED_RECORD_EVENTS = "shared-record-events"
 
 
+# The topologies in which the broker keeps the record (with events, it also tells who needs to know).
+SHARED_RECORDS = {Topology.SHARED_RECORD, Topology.SHARED_RECORD_EVENTS}
+
+
 class Partner(models.Model):
     """Another organisation's system as this node reaches it (the node's directory)."""
 
@@ -71,7 +75,7 @@ class Message(models.Model):
     body = models.TextField(blank=True)
     # A service called with the answer, inside the transaction that marks the message delivered.
     on_success = models.CharField(max_length=200, blank=True)
-    # A service called with the error when the message dies, in the transaction that marks it dead.
+    # A service called with the error after each failed attempt, and whether the message is dead.
     on_failure = models.CharField(max_length=200, blank=True)
     context = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -137,6 +141,8 @@ class ReceivedEvent(models.Model):
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+")
+    # The sender's stream of numbered events: its Subscription (or a stream of its own).
+    subscription = models.CharField(max_length=300, default="")
     number = models.PositiveIntegerField()
     event = models.CharField(max_length=60)
     recovered = models.BooleanField(default=False, help_text="Missed, then caught up by a fetch.")
@@ -144,8 +150,67 @@ class ReceivedEvent(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["node", "partner", "number"], name="one_receipt_per_event")
+            models.UniqueConstraint(
+                fields=["node", "partner", "subscription", "number"], name="one_receipt_per_event"
+            )
         ]
 
     def __str__(self) -> str:
         return f"{self.partner.ods_code} #{self.number} {self.event}"
+
+
+class Subscription(models.Model):
+    """What one of a node's Subscription resources matches and where its events go: an index
+    rewritten with each version of the resource, which stays the source of truth."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        ACTIVE = "active"
+        ERROR = "error"
+        OFF = "off"
+
+    resource = models.OneToOneField(
+        "fhirserver.Resource", on_delete=models.CASCADE, related_name="subscription_index"
+    )
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices)
+    resource_type = models.CharField(max_length=64, help_text="The type of resource it matches.")
+    topic = models.CharField(max_length=300, blank=True, help_text="Topic-based (backport): its canonical.")
+    criteria = models.CharField(max_length=1000, blank=True, help_text="Search parameters to match.")
+    endpoint = models.URLField(max_length=1000)
+    headers = models.JSONField(default=dict, blank=True)
+    payload = models.CharField(max_length=64, blank=True)
+    content = models.CharField(max_length=16, blank=True, help_text="empty | id-only | full-resource")
+    heartbeat_seconds = models.PositiveIntegerField(null=True, blank=True)
+    event_count = models.PositiveIntegerField(default=0, help_text="eventsSinceSubscriptionStart")
+    last_sent = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "resource_type", "status"])]
+
+    def __str__(self) -> str:
+        return f"Subscription/{self.resource.logical_id} at {self.node.slug} ({self.status})"
+
+    @property
+    def key(self) -> str:
+        """The outbox key: one subscription's messages are delivered in order."""
+        return f"subscription-{self.pk}"
+
+
+class SubscriptionEvent(models.Model):
+    """One numbered event of a subscription: the version of the resource that triggered it."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
+    number = models.PositiveIntegerField()
+    focus_type = models.CharField(max_length=64)
+    focus_id = models.CharField(max_length=64)
+    focus_version = models.PositiveIntegerField()
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "number"], name="one_event_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.focus_type}/{self.focus_id}"

@@ -5,11 +5,14 @@ the focus resource's business identifier. Receivers drop repeats and catch up on
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from exchange.copies import copy_store
 from exchange.models import Message, NotificationStream, Partner, ReceivedEvent, Topology
 from exchange.remote import broker_for, remote_search
 from exchange.services import message_enqueue
@@ -19,6 +22,9 @@ from fhirserver.nhs import ODS_SYSTEM
 from nodes.models import ApiClient, Node
 
 TOPIC_BASE = "https://dmed.example/fhir/SubscriptionTopic/"
+STATUS_PROFILE = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4"
+)
 # What a receiver fetches when it has missed events, by the focus resource type.
 RECOVERY_FOR = {
     "MedicationRequest": "intended-dispenser:identifier",
@@ -33,36 +39,76 @@ def notify(
     stream, _ = NotificationStream.objects.get_or_create(node=node, partner=partner)
     NotificationStream.objects.filter(pk=stream.pk).update(last_event=F("last_event") + 1)
     stream.refresh_from_db()
-    number = str(stream.last_event)
     system, value = focus
-    status = {
-        "resourceType": "Parameters",
-        "parameter": [
-            {
-                "name": "subscription",
-                "valueReference": {"reference": f"urn:dmed:{node.ods_code}:{partner.ods_code}"},
-            },
-            {"name": "topic", "valueCanonical": TOPIC_BASE + event},
-            {"name": "status", "valueCode": "active"},
-            {"name": "type", "valueCode": "event-notification"},
-            {"name": "events-since-subscription-start", "valueString": number},
-            {
-                "name": "notification-event",
-                "part": [
-                    {"name": "event-number", "valueString": number},
-                    {"name": "timestamp", "valueInstant": timezone.now().isoformat(timespec="milliseconds")},
-                    {
-                        "name": "focus",
-                        "valueReference": {
-                            "type": focus_type,
-                            "identifier": {"system": system, "value": value},
-                        },
-                    },
-                ],
-            },
+    status = status_parameters(
+        subscription=f"urn:dmed:{node.ods_code}:{partner.ods_code}",
+        topic=TOPIC_BASE + event,
+        status="active",
+        kind="event-notification",
+        events_since=stream.last_event,
+        events=[
+            event_part(
+                number=stream.last_event,
+                focus={"type": focus_type, "identifier": {"system": system, "value": value}},
+            )
+        ],
+    )
+    return message_enqueue(
+        node=node,
+        partner=partner,
+        key=key,
+        kind=f"notify.{event}",
+        method="POST",
+        url=partner.notification_url,
+        body=jsonio.dumps(notification_bundle(status)),
+    )
+
+
+# The one format (R4 Subscriptions Backport): a history Bundle whose first entry is a
+# SubscriptionStatus Parameters, then, for id-only and full-resource content, the focus entries.
+
+
+def status_parameters(
+    *,
+    subscription: str,
+    topic: str,
+    status: str,
+    kind: str,
+    events_since: int,
+    events: list[dict] = (),
+    error: str = "",
+) -> dict:
+    """Return a SubscriptionStatus (R4 backport Parameters) of a type: handshake, heartbeat,
+    event-notification, query-status or query-event."""
+    parameters = [
+        {"name": "subscription", "valueReference": {"reference": subscription}},
+        {"name": "topic", "valueCanonical": topic},
+        {"name": "status", "valueCode": status},
+        {"name": "type", "valueCode": kind},
+        {"name": "events-since-subscription-start", "valueString": str(events_since)},
+        *events,
+    ]
+    if error:
+        parameters.append({"name": "error", "valueCodeableConcept": {"text": error}})
+    return {"resourceType": "Parameters", "meta": {"profile": [STATUS_PROFILE]}, "parameter": parameters}
+
+
+def event_part(*, number: int, focus: dict, timestamp: str = "") -> dict:
+    """Return one notification-event of a SubscriptionStatus."""
+    when = timestamp or timezone.now().isoformat(timespec="milliseconds")
+    return {
+        "name": "notification-event",
+        "part": [
+            {"name": "event-number", "valueString": str(number)},
+            {"name": "timestamp", "valueInstant": when},
+            {"name": "focus", "valueReference": focus},
         ],
     }
-    bundle = {
+
+
+def notification_bundle(status: dict, entries: list[dict] = ()) -> dict:
+    """Return the history Bundle that carries a SubscriptionStatus and its focus entries."""
+    return {
         "resourceType": "Bundle",
         "type": "history",
         "timestamp": timezone.now().isoformat(timespec="milliseconds"),
@@ -72,18 +118,10 @@ def notify(
                 "resource": status,
                 "request": {"method": "GET", "url": "Subscription/status"},
                 "response": {"status": "200"},
-            }
+            },
+            *entries,
         ],
     }
-    return message_enqueue(
-        node=node,
-        partner=partner,
-        key=key,
-        kind=f"notify.{event}",
-        method="POST",
-        url=partner.notification_url,
-        body=jsonio.dumps(bundle),
-    )
 
 
 def notify_after(*, message: Message, answer) -> None:
@@ -113,43 +151,106 @@ def sender_of(*, node: Node, client: ApiClient) -> Partner:
     return partner
 
 
+@dataclass
+class Notification:
+    """What a receiver reads from a notification Bundle."""
+
+    kind: str  # handshake | heartbeat | event-notification
+    stream: str  # the sender's Subscription reference: event numbers count per stream
+    events_since: int
+    event: str = ""  # the topic's name
+    number: int = 0
+    focus_type: str = ""
+    focus: tuple[str, str] = ("", "")
+    resource: dict | None = None  # the focus, when sent with full-resource content
+
+
 @transaction.atomic
 def notification_receive(*, node: Node, sender: Partner, bundle: dict) -> str:
-    """Take a notification: drop a repeat, catch up on a gap, fetch the focus. Return what happened."""
-    number, event, focus_type, focus = _parse(bundle)
-    seen = ReceivedEvent.objects.filter(node=node, partner=sender)
+    """Take a notification: drop a repeat, catch up on a gap, take or fetch the focus. Return
+    what happened."""
+    note = _parse(bundle)
+    seen = ReceivedEvent.objects.filter(node=node, partner=sender, subscription=note.stream)
     highest = seen.aggregate(n=Max("number"))["n"] or 0
+    if note.kind != "event-notification":  # a handshake, or a heartbeat that may show a gap
+        if note.kind == "heartbeat" and note.events_since > highest:
+            return f"{note.kind}; {_recover(node, sender, note, seen, highest, note.events_since + 1)}"
+        return note.kind
+    late = False
     try:
         with transaction.atomic():
-            ReceivedEvent.objects.create(node=node, partner=sender, number=number, event=event)
+            ReceivedEvent.objects.create(
+                node=node, partner=sender, subscription=note.stream, number=note.number, event=note.event
+            )
     except IntegrityError:
         # Notifications about different prescriptions may overtake each other: one taken for
         # missed is still acted on when it arrives. A true repeat is dropped.
-        late = seen.filter(number=number, event="missed").update(event=event, recovered=False)
+        late = seen.filter(number=note.number, event="missed").update(event=note.event, recovered=False)
         if not late:
             return "duplicate"
-    source = _source(node, sender)
     outcome = "received"
-    if number > highest + 1:
-        missed = set(range(highest + 1, number)) - set(
-            seen.filter(number__lt=number).values_list("number", flat=True)
+    if note.number > highest + 1:
+        outcome = _recover(node, sender, note, seen, highest, note.number)
+    if note.resource is not None and not late and note.number > highest:
+        copy_store(node=node, resource=note.resource)  # in order: this is the newest we know
+    else:
+        _fetch(node, _source(node, sender), note.focus_type, note.focus, kind=f"fetch.{note.event}")
+    return outcome
+
+
+def _recover(node: Node, sender: Partner, note: Notification, seen, highest: int, upto: int) -> str:
+    """Mark events highest+1 .. upto-1 missed and fetch what they were about."""
+    missed = set(range(highest + 1, upto)) - set(
+        seen.filter(number__lt=upto).values_list("number", flat=True)
+    )
+    if not missed:
+        return "nothing missed"
+    ReceivedEvent.objects.bulk_create(
+        ReceivedEvent(
+            node=node, partner=sender, subscription=note.stream, number=n, event="missed", recovered=True
         )
-        if missed:
-            ReceivedEvent.objects.bulk_create(
-                ReceivedEvent(node=node, partner=sender, number=n, event="missed", recovered=True)
-                for n in sorted(missed)
-            )
-            param = RECOVERY_FOR[focus_type]
-            remote_search(
-                node=node,
-                partner=source,
-                key=f"recover-{sender.ods_code}",
-                resource_type=focus_type,
-                params=[(param, f"{ODS_SYSTEM}|{node.ods_code}")],
-                kind="notify.recover",
-                on_success="exchange.copies.copies_store",
-            )
-            outcome = f"gap of {len(missed)} recovered"
+        for n in sorted(missed)
+    )
+    source = _source(node, sender)
+    if "Subscription/" in note.stream:  # ask the sender's subscription which events they were
+        subscription_id = note.stream.rsplit("Subscription/", 1)[1]
+        message_enqueue(
+            node=node,
+            partner=source,
+            key=f"recover-{sender.ods_code}",
+            kind="notify.recover",
+            method="GET",
+            url=f"{source.fhir_base}/Subscription/{subscription_id}/$events?"
+            + urlencode({"eventsSinceNumber": min(missed), "eventsUntilNumber": max(missed)}),
+            on_success="exchange.notifications.events_recovered",
+        )
+    else:  # a stream without $events: fetch everything the sender holds for this node
+        remote_search(
+            node=node,
+            partner=source,
+            key=f"recover-{sender.ods_code}",
+            resource_type=note.focus_type,
+            params=[(RECOVERY_FOR[note.focus_type], f"{ODS_SYSTEM}|{node.ods_code}")],
+            kind="notify.recover",
+            on_success="exchange.copies.copies_store",
+        )
+    return f"gap of {len(missed)} recovered"
+
+
+def events_recovered(*, message: Message, answer) -> None:
+    """The sender's $events answered: fetch the current state of each event's focus."""
+    try:
+        status = jsonio.loads(answer.body)["entry"][0]["resource"]
+        events = [p for p in status["parameter"] if p["name"] == "notification-event"]
+        focuses = [{q["name"]: q for q in event["part"]}["focus"]["valueReference"] for event in events]
+        wanted = {(f["type"], f["identifier"]["system"], f["identifier"]["value"]) for f in focuses}
+    except (jsonio.JSONError, KeyError, IndexError, TypeError) as exc:
+        raise FHIRError(502, "invalid", "The partner's $events answer is not a SubscriptionStatus.") from exc
+    for focus_type, system, value in sorted(wanted):
+        _fetch(message.node, message.partner, focus_type, (system, value), kind="fetch.recovered")
+
+
+def _fetch(node: Node, source: Partner, focus_type: str, focus: tuple[str, str], *, kind: str) -> None:
     system, value = focus
     remote_search(
         node=node,
@@ -157,10 +258,9 @@ def notification_receive(*, node: Node, sender: Partner, bundle: dict) -> str:
         key=value,
         resource_type=focus_type,
         params=[("identifier", f"{system}|{value}")],
-        kind=f"fetch.{event}",
+        kind=kind,
         on_success="exchange.copies.copies_store",
     )
-    return outcome
 
 
 def _source(node: Node, sender: Partner) -> Partner:
@@ -170,23 +270,36 @@ def _source(node: Node, sender: Partner) -> Partner:
     return sender
 
 
-def _parse(bundle: dict) -> tuple[int, str, str, tuple[str, str]]:
+def _parse(bundle: dict) -> Notification:
     try:
         if (bundle["resourceType"], bundle["type"]) != ("Bundle", "history"):
             raise ValueError("not a history Bundle")
         status = bundle["entry"][0]["resource"]
         params = {p["name"]: p for p in status["parameter"]}
-        event = params["topic"]["valueCanonical"].removeprefix(TOPIC_BASE)
+        note = Notification(
+            kind=params["type"]["valueCode"],
+            stream=params["subscription"]["valueReference"]["reference"],
+            events_since=int(params.get("events-since-subscription-start", {}).get("valueString") or 0),
+            event=params["topic"]["valueCanonical"].removeprefix(TOPIC_BASE),
+        )
+        if note.kind in ("handshake", "heartbeat"):
+            return note
+        if note.kind != "event-notification":
+            raise ValueError(f"not a notification: {note.kind}")
         parts = {p["name"]: p for p in params["notification-event"]["part"]}
-        number = int(parts["event-number"]["valueString"])
+        note.number = int(parts["event-number"]["valueString"])
         focus = parts["focus"]["valueReference"]
-        if focus["type"] not in RECOVERY_FOR:
-            raise ValueError(f"no notifications about {focus['type']}")
-        return number, event, focus["type"], (focus["identifier"]["system"], focus["identifier"]["value"])
+        note.focus_type = focus["type"]
+        if note.focus_type not in RECOVERY_FOR:
+            raise ValueError(f"no notifications about {note.focus_type}")
+        note.focus = (focus["identifier"]["system"], focus["identifier"]["value"])
+        resources = [e["resource"] for e in bundle["entry"][1:] if "resource" in e]
+        note.resource = resources[0] if resources else None
+        return note
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise FHIRError(
             400,
             "invalid",
-            "A notification is a history Bundle whose first entry is a SubscriptionStatus "
-            "with a notification-event (event-number, focus identifier).",
+            "A notification is a history Bundle whose first entry is a SubscriptionStatus: a "
+            "handshake, a heartbeat, or a notification-event (event-number, focus identifier).",
         ) from exc

@@ -138,6 +138,7 @@ def _retry_later(message: Message, error: str) -> None:
     if now >= message.expires_at:
         _die(message, error)
         return
+    _failed(message, dead=False)
     delay = min(
         settings.EXCHANGE_RETRY_BASE_SECONDS * 2 ** (message.attempts - 1),
         settings.EXCHANGE_RETRY_CAP_SECONDS,
@@ -146,15 +147,21 @@ def _retry_later(message: Message, error: str) -> None:
 
 
 def _die(message: Message, error: str) -> None:
-    """Give up on the message, and tell the service that wanted it (say, a refused cancellation)."""
     message.status = Message.Status.DEAD
     message.last_error = error[:2000]
-    if message.on_failure:
-        try:
-            with transaction.atomic():
-                import_string(message.on_failure)(message=message, error=message.last_error)
-        except FHIRError as exc:
-            log.warning("Message %s: its failure could not be recorded: %s", message.pk, exc)
+    _failed(message, dead=True)
+
+
+def _failed(message: Message, *, dead: bool) -> None:
+    """Tell the service that wanted the message of a failed attempt (say, a refused
+    cancellation, or a subscription whose endpoint is down)."""
+    if not message.on_failure:
+        return
+    try:
+        with transaction.atomic():
+            import_string(message.on_failure)(message=message, error=message.last_error, dead=dead)
+    except FHIRError as exc:
+        log.warning("Message %s: its failure could not be recorded: %s", message.pk, exc)
 
 
 def _schedule_next(message: Message) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from exchange import services
+from exchange import services, subscriptions
 
 
 @shared_task(ignore_result=True)
@@ -14,4 +14,5 @@ def deliver(message_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def sweep() -> int:
-    return services.messages_sweep()
+    """Queue what is due in the outbox, and the heartbeats of quiet subscriptions."""
+    return services.messages_sweep() + subscriptions.heartbeats_send()

@@ -5,9 +5,13 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from exchange.models import Subscription
 from exchange.notifications import notification_receive, sender_of
-from fhirserver.errors import Issue, operation_outcome
+from exchange.subscriptions import CONTENTS, events_bundle, status_bundle
+from fhirserver.errors import FHIRError, Issue, operation_outcome
 from fhirserver.views import FHIRView
+
+EVENTS_PAGE = 1000
 
 
 class NotificationView(FHIRView):
@@ -17,3 +21,44 @@ class NotificationView(FHIRView):
         return Response(
             operation_outcome([Issue("informational", f"Notification {outcome}.", severity="information")])
         )
+
+
+class SubscriptionOperationView(FHIRView):
+    def subscription(self, logical_id: str) -> Subscription:
+        found = Subscription.objects.filter(
+            node=self.node, resource__logical_id=logical_id, resource__deleted=False
+        ).select_related("resource", "node")
+        if not found:
+            raise FHIRError(404, "not-found", f"Subscription/{logical_id} is not known here.")
+        return found[0]
+
+
+class SubscriptionStatusView(SubscriptionOperationView):
+    """Subscription/[id]/$status (R4 Subscriptions Backport)."""
+
+    def get(self, request: Request, node: str, logical_id: str) -> Response:
+        return Response(status_bundle(subscription=self.subscription(logical_id)))
+
+
+class SubscriptionEventsView(SubscriptionOperationView):
+    """Subscription/[id]/$events?eventsSinceNumber=&eventsUntilNumber=&content= (Backport)."""
+
+    def get(self, request: Request, node: str, logical_id: str) -> Response:
+        subscription = self.subscription(logical_id)
+        until = _number(request, "eventsUntilNumber", subscription.event_count)
+        since = _number(request, "eventsSinceNumber", max(1, until - EVENTS_PAGE + 1))
+        if until - since >= EVENTS_PAGE:
+            raise FHIRError(400, "too-costly", f"Ask for at most {EVENTS_PAGE} events at a time.")
+        content = request.query_params.get("content") or subscription.content or "id-only"
+        if content not in CONTENTS:
+            raise FHIRError(400, "invalid", f"content is one of {', '.join(CONTENTS)}.", ["content"])
+        return Response(events_bundle(subscription=subscription, since=since, until=until, content=content))
+
+
+def _number(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise FHIRError(400, "invalid", f"{name} is an event number, not {raw!r}.", [name])
+    return int(raw)

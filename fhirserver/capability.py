@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from django.conf import settings
 from django.utils import timezone
 
 from fhirserver.registry import FHIR_VERSION, RESOURCE_TYPES
@@ -67,8 +68,14 @@ def _resource(resource_type: str) -> dict:
         if param.documentation:
             entry["documentation"] = param.documentation
         search_params.append(entry)
+    operations = [
+        {"name": name, "definition": definition}
+        for (on_type, name), definition in settings.FHIR_OPERATIONS.items()
+        if on_type == resource_type
+    ]
     return {
         "type": resource_type,
+        **({"operation": operations} if operations else {}),
         "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
         "versioning": "versioned-update",
         "readHistory": True,

@@ -14,7 +14,9 @@ from fhirserver.models import Resource
 
 @cache
 def _handlers(resource_type: str) -> tuple[Callable, ...]:
-    return tuple(import_string(path) for path in settings.FHIR_WRITE_HANDLERS.get(resource_type, ()))
+    """The handlers for a type, then those for every type ("*")."""
+    paths = [*settings.FHIR_WRITE_HANDLERS.get(resource_type, ()), *settings.FHIR_WRITE_HANDLERS.get("*", ())]
+    return tuple(import_string(path) for path in paths)
 
 
 def react(record: Resource, content: dict) -> None:

@@ -101,10 +101,42 @@ def _seed_directory() -> None:
         directory_entry(gp, pharmacy, Partner.Role.PHARMACY, topology)
         directory_entry(pharmacy, gp, Partner.Role.PRESCRIBER, topology)
         directory_entry(pharmacy, broker, Partner.Role.BROKER)
+    _subscribe_at_the_broker(gp, broker, nodes["pharmacy-shared-record-events"])
 
 
-def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -> None:
-    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code)."""
+def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
+    """shared-record-events: the pharmacy subscribes to requests for it, the gp to dispenses of
+    its prescriptions by that pharmacy; each gives the broker a token to call it back with."""
+    from exchange.models import Partner
+    from exchange.notifications import TOPIC_BASE
+    from exchange.subscriptions import subscribe
+    from fhirserver.nhs import ODS_SYSTEM
+
+    to_dispense = f"MedicationRequest?intended-dispenser:identifier={ODS_SYSTEM}|{pharmacy.ods_code}"
+    dispensed = (
+        f"MedicationDispense?prescription.requester:identifier={ODS_SYSTEM}|{gp.ods_code}"
+        f"&performer:identifier={ODS_SYSTEM}|{pharmacy.ods_code}"
+    )
+    for subscriber, role, topic, criterion in (
+        (pharmacy, Partner.Role.PHARMACY, "medication-request", to_dispense),
+        (gp, Partner.Role.PRESCRIBER, "medication-dispense", dispensed),
+    ):
+        token = directory_entry(broker, subscriber, role, "shared-record-events")
+        subscribe(
+            node=subscriber,
+            partner=Partner.objects.get(node=subscriber, role=Partner.Role.BROKER),
+            topic=TOPIC_BASE + topic,
+            filters=[criterion],
+            content="full-resource",
+            endpoint=f"{demo_url()}/{subscriber.slug}/notifications",
+            header=f"Authorization: Bearer {token}",
+            heartbeat_seconds=60,
+        )
+
+
+def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -> str:
+    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code);
+    return the token."""
     from exchange.models import Partner
 
     token = f"{owner.slug}@{partner.slug}.{demo_password()}"
@@ -122,3 +154,4 @@ def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -
             "poll_interval": 2,
         },
     )
+    return token

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from exchange.models import Message, Partner, Topology
+from exchange.models import SHARED_RECORDS, Message, Partner, Topology
 from exchange.notifications import notify
 from exchange.remote import broker_for, partner_for, remote_create, remote_search, remote_update
 from fhirserver import jsonio, medication, services
@@ -85,7 +85,7 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
     if pharmacy.topology == Topology.PRESCRIBER_HOSTED:  # this node holds the record
         _cancel_here(node, request, reason_code)
         return _notify_request(node, pharmacy, content)
-    holder = broker_for(node=node) if pharmacy.topology == Topology.SHARED_RECORD else pharmacy
+    holder = broker_for(node=node) if pharmacy.topology in SHARED_RECORDS else pharmacy
     cancelled = medication.cancelled(content, reason_code)
     return remote_update(
         node=node,
@@ -110,8 +110,10 @@ def cancellation_accepted(*, message: Message, answer) -> None:
         _notify_request(message.node, pharmacy, content)
 
 
-def cancellation_refused(*, message: Message, error: str) -> None:
+def cancellation_refused(*, message: Message, error: str, dead: bool) -> None:
     """The holder refused the cancellation: record its reason on the request, which stays as it is."""
+    if not dead:
+        return  # not refused yet: the holder is out of reach, and the outbox tries again
     code = re.search(r"R-\d{4}", error)
     record = _request(message.node, message.context["request"])
     content = medication.with_status_history(
@@ -137,15 +139,16 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
     pharmacy = _pharmacy(node, pharmacy_ods)
     updated = medication.renominated(content, pharmacy_ods)
     record = _save(node, request, updated)
-    if previous.topology != Topology.SHARED_RECORD:
+    if previous.topology not in SHARED_RECORDS:
         _send(node, pharmacy, updated, kind="request.renominate")
         return record
-    # The shared record names the new pharmacy too; a new shared-record pharmacy is told after that.
+    # The shared record names the new pharmacy too. A new shared-record pharmacy is told after
+    # that (with events, the broker tells it); any other is sent the request as its route says.
     then, context = "", {}
     if pharmacy.topology == Topology.SHARED_RECORD:
         then = "exchange.notifications.notify_after"
         context = {"notify": _request_event(pharmacy, updated)}
-    else:
+    elif pharmacy.topology not in SHARED_RECORDS:
         _send(node, pharmacy, updated, kind="request.renominate")
     remote_update(
         node=node,
@@ -168,10 +171,11 @@ def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
         remote_create(node=node, partner=pharmacy, key=key, content=content, identifier=identifier, kind=kind)
     elif pharmacy.topology == Topology.PRESCRIBER_HOSTED:
         _notify_request(node, pharmacy, content)
-    elif pharmacy.topology == Topology.SHARED_RECORD:
+    elif pharmacy.topology in SHARED_RECORDS:
         broker = broker_for(node=node)
         remote_create(node=node, partner=broker, key=key, content=content, identifier=identifier, kind=kind)
-        _notify_request(node, pharmacy, content)  # the electronic token; sent after the broker has it
+        if pharmacy.topology == Topology.SHARED_RECORD:  # with events, the broker tells the pharmacy
+            _notify_request(node, pharmacy, content)  # the electronic token, after the broker has it
     else:
         raise FHIRError(501, "not-supported", f"The {pharmacy.topology} topology is not built yet.")
 
@@ -243,7 +247,7 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
         content = medication.with_status_history(content, code="R-0004", when=timezone.now())
     _save(node, request, {**medication.marked_returned(content, False), "status": "completed"})
     pharmacy = Partner.objects.filter(node=node, ods_code=medication.nominated_ods(content)).first()
-    if pharmacy is not None and pharmacy.topology == Topology.SHARED_RECORD:
+    if pharmacy is not None and pharmacy.topology in SHARED_RECORDS:
         remote_update(  # the shared copy is completed too
             node=node,
             partner=broker_for(node=node),

@@ -55,3 +55,10 @@ def cut_off(node: Node, partner: Node, live_server_url: str) -> FlakyPartner:
     entry.notification_url = entry.notification_url.replace(live_server_url, front.url)
     entry.save()
     return front
+
+
+def subscribed(broker: Node) -> bool:
+    """True once the shared-record-events pharmacy and the gp are subscribed at the broker."""
+    from exchange.models import Subscription
+
+    return Subscription.objects.filter(node=broker, status=Subscription.Status.ACTIVE).count() == 2

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from dispensing import services as dispensing
-from exchange.models import Message, Partner, ReceivedEvent
+from exchange.models import Message, Partner, ReceivedEvent, Topology
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource
 from nodes.demo import demo_api_token
@@ -141,10 +141,11 @@ def test_two_pharmacies_claiming_one_shared_record_prescription(nodes, worker):
     assert dispenses_at(second) == []
 
 
-@pytest.mark.parametrize(
-    "topology", ["peer-to-peer", "dispenser-hosted", "prescriber-hosted", "shared-record"]
-)
+@pytest.mark.parametrize("topology", [t.value for t in Topology])
 def test_scenario_command_completes_every_prescription(nodes, worker, topology):
+    from exchange.models import Subscription
+
+    wait_for(lambda: Subscription.objects.filter(status="active").count() == 2, message="the subscriptions")
     from io import StringIO
 
     from django.core.management import call_command

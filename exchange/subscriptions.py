@@ -1,0 +1,405 @@
+"""FHIR Subscriptions at any node: R4 criteria subscriptions, and topic-based ones in the R4
+Subscriptions Backport style. A Subscription resource is indexed as it is written; every write is
+matched against the node's subscriptions inside its own transaction, and each match is a numbered
+event in the outbox, delivered in order and retried until it arrives."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from exchange.models import Message, Partner, Subscription, SubscriptionEvent
+from exchange.notifications import event_part, notification_bundle, status_parameters
+from exchange.services import message_enqueue
+from exchange.topics import TOPICS
+from fhirserver import jsonio, medication, services
+from fhirserver.errors import FHIRError
+from fhirserver.models import Resource, ResourceVersion
+from fhirserver.registry import is_resource_type
+from fhirserver.search import matching, parse_query_string
+from nodes.models import Node
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+FILTER_CRITERIA = BACKPORT + "backport-filter-criteria"
+PAYLOAD_CONTENT = BACKPORT + "backport-payload-content"
+HEARTBEAT_PERIOD = BACKPORT + "backport-heartbeat-period"
+CONTENTS = ("empty", "id-only", "full-resource")
+PAYLOADS = ("", "application/fhir+json", "application/json")
+BUSINESS_IDENTIFIERS = {
+    "MedicationRequest": medication.ITEM_SYSTEM,
+    "MedicationDispense": medication.DISPENSE_SYSTEM,
+}
+HOOKS = {"on_success": "exchange.subscriptions.delivered", "on_failure": "exchange.subscriptions.failed"}
+
+
+# The Subscription resource's life: checked and indexed as written, handshake on activation.
+
+
+def subscription_stored(*, node: Node, record: Resource, content: dict) -> None:
+    """Index a Subscription as it is written; shake hands when it is new or requested again,
+    and stop its deliveries when it is turned off. A Subscription that cannot work is refused."""
+    index = _index(node, content)
+    row = Subscription.objects.filter(resource=record).first()
+    if row is None:
+        row = Subscription.objects.create(resource=record, node=node, **index)
+        _handshake(row)
+        return
+    asked_again = content["status"] == Subscription.Status.REQUESTED and row.status != content["status"]
+    Subscription.objects.filter(pk=row.pk).update(**index)
+    row.refresh_from_db()
+    if row.status == Subscription.Status.OFF:
+        Message.objects.filter(node=node, key=row.key, status=Message.Status.PENDING).update(
+            status=Message.Status.DEAD, last_error="The subscription was turned off."
+        )
+    elif asked_again:
+        _handshake(row)
+
+
+def _index(node: Node, content: dict) -> dict:
+    """Return the index fields of a Subscription, or refuse it (422, with the path at fault)."""
+    channel = content.get("channel") or {}
+    if channel.get("type") != "rest-hook":
+        raise _refused("Only rest-hook channels are supported.", "Subscription.channel.type")
+    endpoint = channel.get("endpoint") or ""
+    if not endpoint.startswith(("http://", "https://")):
+        raise _refused("A rest-hook needs an http(s) endpoint.", "Subscription.channel.endpoint")
+    headers = {}
+    for index, header in enumerate(channel.get("header") or []):
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            raise _refused("A header is 'Name: value'.", f"Subscription.channel.header[{index}]")
+        headers[name.strip()] = value.strip()
+    payload = channel.get("payload") or ""
+    if payload not in PAYLOADS:
+        raise _refused(f"The payload may be empty or one of {PAYLOADS[1:]}.", "Subscription.channel.payload")
+    criteria = content.get("criteria") or ""
+    fields = {"status": content["status"], "endpoint": endpoint, "headers": headers, "payload": payload}
+    if criteria.startswith(("http://", "https://")):
+        return {**fields, **_topic_index(node, content, criteria, channel)}
+    resource_type, _, query = criteria.partition("?")
+    if not is_resource_type(resource_type):
+        raise _refused(
+            "The criteria must be a search, e.g. MedicationRequest?status=active.", "Subscription.criteria"
+        )
+    _check_search(node, resource_type, query, "Subscription.criteria")
+    return {**fields, "resource_type": resource_type, "criteria": query, "topic": "", "content": ""}
+
+
+def _topic_index(node: Node, content: dict, url: str, channel: dict) -> dict:
+    topic = TOPICS.get(url)
+    if topic is None:
+        known = ", ".join(TOPICS)
+        raise _refused(f"No topic {url!r} here; the topics are {known}.", "Subscription.criteria")
+    filters = [
+        extension.get("valueString", "")
+        for extension in (content.get("_criteria") or {}).get("extension", [])
+        if extension.get("url") == FILTER_CRITERIA
+    ]
+    queries = []
+    for criterion in filters:
+        resource_type, _, query = criterion.partition("?")
+        if resource_type != topic.resource_type:
+            raise _refused(f"This topic's filters are on {topic.resource_type}.", "Subscription.criteria")
+        for name, _ in parse_query_string(query):
+            if name.split(".")[0].split(":")[0] not in topic.filters:
+                raise _refused(
+                    f"The topic cannot be filtered by {name!r}; it can by {', '.join(topic.filters)}.",
+                    "Subscription.criteria",
+                )
+        _check_search(node, resource_type, query, "Subscription.criteria")
+        queries.append(query)
+    content_code = next(
+        (
+            extension.get("valueCode")
+            for extension in (content.get("channel", {}).get("_payload") or {}).get("extension", [])
+            if extension.get("url") == PAYLOAD_CONTENT
+        ),
+        "id-only",
+    )
+    if content_code not in CONTENTS:
+        raise _refused(
+            f"The payload content is one of {', '.join(CONTENTS)}.", "Subscription.channel.payload"
+        )
+    heartbeat = next(
+        (e.get("valueUnsignedInt") for e in channel.get("extension", []) if e.get("url") == HEARTBEAT_PERIOD),
+        None,
+    )
+    return {
+        "resource_type": topic.resource_type,
+        "topic": url,
+        "criteria": "&".join(queries),
+        "content": content_code,
+        "heartbeat_seconds": heartbeat,
+    }
+
+
+def _check_search(node: Node, resource_type: str, query: str, path: str) -> None:
+    try:
+        matching(node=node, resource_type=resource_type, params=parse_query_string(query), strict=True)
+    except FHIRError as exc:
+        raise _refused(str(exc), path) from exc
+
+
+def _refused(diagnostics: str, path: str) -> FHIRError:
+    return FHIRError(422, "invalid", diagnostics, [path])
+
+
+def _handshake(subscription: Subscription) -> None:
+    if subscription.status == Subscription.Status.OFF:
+        return
+    _enqueue(subscription, "subscription.handshake", _status_bundle(subscription, "handshake"))
+
+
+# Matching: inside the transaction of every write at a node.
+
+
+def resource_written(*, node: Node, record: Resource, content: dict) -> None:
+    """Turn a write into an event for every subscription of this node that it matches."""
+    if record.resource_type == "Subscription":
+        return
+    subscriptions = list(
+        Subscription.objects.filter(node=node, resource_type=record.resource_type, resource__deleted=False)
+        .exclude(status=Subscription.Status.OFF)
+        .order_by("pk")
+    )
+    previous: dict | None = None
+    if subscriptions and record.version_id > 1:
+        older = ResourceVersion.objects.filter(resource=record, version_id=record.version_id - 1).first()
+        previous = jsonio.loads(older.text) if older and older.text else None
+    for subscription in subscriptions:
+        if subscription.topic and not TOPICS[subscription.topic].triggered(previous, content):
+            continue
+        if subscription.criteria:
+            params = parse_query_string(subscription.criteria)
+            candidates = matching(node=node, resource_type=record.resource_type, params=params, strict=False)
+            if not candidates.filter(pk=record.pk).exists():
+                continue
+        _event(subscription, record, content)
+
+
+def _event(subscription: Subscription, record: Resource, content: dict) -> None:
+    Subscription.objects.filter(pk=subscription.pk).update(event_count=F("event_count") + 1)
+    subscription.refresh_from_db(fields=["event_count"])
+    event = SubscriptionEvent.objects.create(
+        subscription=subscription,
+        number=subscription.event_count,
+        focus_type=record.resource_type,
+        focus_id=record.logical_id,
+        focus_version=record.version_id,
+        timestamp=record.last_updated,
+    )
+    if subscription.topic:
+        body = _status_bundle(
+            subscription, "event-notification", [(event, record.text)], subscription.content
+        )
+        _enqueue(subscription, "subscription.event", body)
+    elif subscription.payload:  # R4: PUT the resource to [endpoint]/[type]/[id]
+        url = f"{subscription.endpoint.rstrip('/')}/{record.resource_type}/{record.logical_id}"
+        _enqueue(subscription, "subscription.event", record.text, method="PUT", url=url)
+    else:  # R4 with no payload: a POST with no body
+        _enqueue(subscription, "subscription.event", "")
+
+
+def _enqueue(
+    subscription: Subscription, kind: str, body: str, *, method: str = "POST", url: str = ""
+) -> None:
+    message_enqueue(
+        node=subscription.node,
+        key=subscription.key,
+        kind=kind,
+        method=method,
+        url=url or subscription.endpoint,
+        headers=subscription.headers,
+        body=body,
+        context={"subscription": subscription.pk},
+        **HOOKS,
+    )
+
+
+# What a subscription's deliveries tell about it.
+
+
+def delivered(*, message: Message, answer) -> None:
+    """A delivery arrived: the subscription is active (again)."""
+    subscription = Subscription.objects.filter(pk=message.context["subscription"]).first()
+    if subscription is None:
+        return
+    Subscription.objects.filter(pk=subscription.pk).update(last_sent=timezone.now())
+    if subscription.status in (Subscription.Status.REQUESTED, Subscription.Status.ERROR):
+        _status_set(subscription, Subscription.Status.ACTIVE, "")
+
+
+def failed(*, message: Message, error: str, dead: bool) -> None:
+    """A delivery failed (it will be retried unless dead): the subscription is in error."""
+    subscription = Subscription.objects.filter(pk=message.context["subscription"]).first()
+    if subscription is None or subscription.status in (Subscription.Status.ERROR, Subscription.Status.OFF):
+        return
+    _status_set(subscription, Subscription.Status.ERROR, f"Delivery to {message.url} failed: {error[:300]}")
+
+
+def _status_set(subscription: Subscription, status: str, error: str) -> None:
+    record = subscription.resource
+    content = {k: v for k, v in jsonio.loads(record.text).items() if k not in ("error", "meta")}
+    content["status"] = status
+    if error:
+        content["error"] = error
+    services.resource_update(
+        node=subscription.node, resource_type="Subscription", logical_id=record.logical_id, content=content
+    )
+
+
+def heartbeats_send() -> int:
+    """Queue a heartbeat for each active topic subscription quiet for its heartbeat period."""
+    now, queued = timezone.now(), 0
+    due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, heartbeat_seconds__gt=0).exclude(
+        topic=""
+    )
+    for subscription in due.select_related("node", "resource"):
+        if subscription.last_sent and subscription.last_sent > now - timedelta(
+            seconds=subscription.heartbeat_seconds
+        ):
+            continue
+        if Message.objects.filter(
+            node=subscription.node, key=subscription.key, status=Message.Status.PENDING
+        ).exists():
+            continue
+        _enqueue(subscription, "subscription.heartbeat", _status_bundle(subscription, "heartbeat"))
+        queued += 1
+    return queued
+
+
+# $status and $events, and the Bundles notifications carry.
+
+
+def status_bundle(*, subscription: Subscription) -> dict:
+    """$status: a searchset of one SubscriptionStatus of type query-status."""
+    status = _status(subscription, "query-status", [])
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 1,
+        "entry": [{"resource": status, "search": {"mode": "match"}}],
+    }
+
+
+def events_bundle(*, subscription: Subscription, since: int, until: int, content: str) -> str:
+    """$events: the events numbered since..until, as a query-event history Bundle."""
+    events = subscription.events.filter(number__gte=since, number__lte=until).order_by("number")
+    return _status_bundle(subscription, "query-event", [(e, _version_text(e)) for e in events], content)
+
+
+def _status_bundle(
+    subscription: Subscription,
+    kind: str,
+    events: list[tuple[SubscriptionEvent, str]] = (),
+    content: str = "empty",
+) -> str:
+    """Return a notification Bundle; events come with the text of the version each was about."""
+    entries = []
+    for event, text in events if content != "empty" else ():
+        created = event.focus_version == 1
+        entry = {
+            "fullUrl": f"{_base(subscription.node)}/{event.focus_type}/{event.focus_id}",
+            "request": {
+                "method": "POST" if created else "PUT",
+                "url": f"{event.focus_type}/{event.focus_id}",
+            },
+            "response": {"status": "201" if created else "200"},
+        }
+        if content == "full-resource":
+            entry["resource"] = jsonio.RawJSON(text)
+        entries.append(entry)
+    return jsonio.dumps(notification_bundle(_status(subscription, kind, events), entries))
+
+
+def _status(subscription: Subscription, kind: str, events: list[tuple[SubscriptionEvent, str]]) -> dict:
+    error = ""
+    if subscription.status == Subscription.Status.ERROR:
+        error = jsonio.loads(subscription.resource.text).get("error", "")
+    return status_parameters(
+        subscription=f"Subscription/{subscription.resource.logical_id}",
+        topic=subscription.topic or f"{subscription.resource_type}?{subscription.criteria}",
+        status=subscription.status,
+        kind=kind,
+        events_since=subscription.event_count,
+        events=[
+            event_part(number=event.number, timestamp=event.timestamp.isoformat(), focus=_focus(event, text))
+            for event, text in events
+        ],
+        error=error,
+    )
+
+
+def _focus(event: SubscriptionEvent, text: str) -> dict:
+    """The focus reference, with the business identifier receivers look resources up by."""
+    focus = {"reference": f"{event.focus_type}/{event.focus_id}", "type": event.focus_type}
+    system = BUSINESS_IDENTIFIERS.get(event.focus_type)
+    if system:
+        found = [i for i in jsonio.loads(text).get("identifier", []) if i.get("system") == system]
+        if found:
+            focus["identifier"] = {"system": system, "value": found[0]["value"]}
+    return focus
+
+
+def _version_text(event: SubscriptionEvent) -> str:
+    version = ResourceVersion.objects.filter(
+        node_id=event.subscription.node_id,
+        resource_type=event.focus_type,
+        resource__logical_id=event.focus_id,
+        version_id=event.focus_version,
+    ).first()
+    return version.text if version else "{}"
+
+
+def _base(node: Node) -> str:
+    return f"{settings.DMED_PUBLIC_URL}/{node.slug}/fhir"
+
+
+# This node as a subscriber: asking a partner (the broker) to notify it.
+
+
+def subscribe(
+    *,
+    node: Node,
+    partner: Partner,
+    topic: str,
+    filters: list[str],
+    content: str,
+    endpoint: str,
+    header: str,
+    heartbeat_seconds: int = 0,
+) -> Message:
+    """Ask the partner for a topic-based subscription, through the outbox; asking again while
+    it is there (same endpoint and topic) changes nothing."""
+    channel: dict = {
+        "type": "rest-hook",
+        "endpoint": endpoint,
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": PAYLOAD_CONTENT, "valueCode": content}]},
+        "header": [header],
+    }
+    if heartbeat_seconds:
+        channel["extension"] = [{"url": HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat_seconds}]
+    subscription = {
+        "resourceType": "Subscription",
+        "meta": {"profile": [BACKPORT + "backport-subscription"]},
+        "status": "requested",
+        "reason": f"{node.name} learns of what concerns it",
+        "criteria": topic,
+        "_criteria": {"extension": [{"url": FILTER_CRITERIA, "valueString": f} for f in filters]},
+        "channel": channel,
+    }
+    return message_enqueue(
+        node=node,
+        partner=partner,
+        key=f"subscribe-{partner.ods_code}",
+        kind="subscribe",
+        method="POST",
+        url=f"{partner.fhir_base}/Subscription",
+        body=jsonio.dumps(subscription),
+        headers={"If-None-Exist": urlencode([("url", endpoint), ("criteria:exact", topic)])},
+    )

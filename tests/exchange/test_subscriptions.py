@@ -1,0 +1,250 @@
+"""Subscriptions at a node, seen from the subscriber's endpoint: created through the API, matched
+inside each write, delivered by a real Celery worker over live HTTP, in order and once."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from exchange.models import Message
+from exchange.notifications import TOPIC_BASE
+from exchange.subscriptions import FILTER_CRITERIA, HEARTBEAT_PERIOD, PAYLOAD_CONTENT
+from fhirserver.nhs import ODS_SYSTEM
+from tests.exchange.receiver import Receiver
+from tests.factories import bearer, make_medication_request
+from tests.processes import wait_for
+
+REQUEST_TOPIC = TOPIC_BASE + "medication-request"
+
+
+@pytest.fixture
+def receiver():
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def api(live_server, transactional_db, broker):
+    """POST, PUT and GET at the broker's FHIR API, with plain JSON as any HTTP client sends it."""
+
+    class Api:
+        base = f"{live_server.url}/broker/fhir"
+
+        def send(self, method: str, path: str, body: dict | None = None, **kw) -> requests.Response:
+            return requests.request(
+                method, f"{self.base}/{path}", json=body, headers=bearer("broker"), timeout=10, **kw
+            )
+
+        def read(self, path: str) -> dict:
+            answer = self.send("GET", path)
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+    return Api()
+
+
+def topic_subscription(endpoint: str, *, pharmacy="FEW08", content="id-only", heartbeat=0) -> dict:
+    channel = {
+        "type": "rest-hook",
+        "endpoint": endpoint,
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": PAYLOAD_CONTENT, "valueCode": content}]},
+        "header": ["Authorization: Bearer from-the-broker"],
+    }
+    if heartbeat:
+        channel["extension"] = [{"url": HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat}]
+    criterion = f"MedicationRequest?intended-dispenser:identifier={ODS_SYSTEM}|{pharmacy}"
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "requests to dispense",
+        "criteria": REQUEST_TOPIC,
+        "_criteria": {"extension": [{"url": FILTER_CRITERIA, "valueString": criterion}]},
+        "channel": channel,
+    }
+
+
+def for_pharmacy(ods_code: str, **overrides) -> dict:
+    return make_medication_request(
+        dispenseRequest={
+            "performer": {"identifier": {"system": ODS_SYSTEM, "value": ods_code}},
+            "quantity": {"value": 28, "unit": "tablet"},
+        },
+        **overrides,
+    )
+
+
+def subscription_status(api, logical_id: str) -> str:
+    return api.read(f"Subscription/{logical_id}")["status"]
+
+
+def test_an_r4_subscription_made_with_plain_json_is_activated_and_notified(api, receiver, worker):
+    created = api.send(
+        "POST",
+        "Subscription",
+        {
+            "resourceType": "Subscription",
+            "status": "requested",
+            "reason": "Active requests for Parkside",
+            "criteria": f"MedicationRequest?status=active&intended-dispenser:identifier={ODS_SYSTEM}|FEW08",
+            "channel": {"type": "rest-hook", "endpoint": receiver.url, "header": ["X-Secret: s3cret"]},
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["Content-Type"].startswith("application/fhir+json")
+    logical_id = created.json()["id"]
+    wait_for(lambda: subscription_status(api, logical_id) == "active", message="the handshake")
+
+    api.send("POST", "MedicationRequest", for_pharmacy("FA565"))  # not for this pharmacy
+    api.send("POST", "MedicationRequest", for_pharmacy("FEW08"))
+    wait_for(lambda: len(receiver.taken) == 2, message="the notification")
+    time.sleep(1)
+    _handshake, notification = receiver.taken
+    assert (notification.method, notification.path, notification.body) == ("POST", "/hook", "")
+    assert notification.headers["X-Secret"] == "s3cret"
+    assert len(receiver.taken) == 2  # the other pharmacy's request was not notified
+
+
+def test_an_r4_subscription_with_a_payload_puts_the_resource(api, receiver, worker):
+    subscription = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "copies",
+        "criteria": "MedicationRequest?status=cancelled",
+        "channel": {"type": "rest-hook", "endpoint": receiver.url, "payload": "application/fhir+json"},
+    }
+    assert api.send("POST", "Subscription", subscription).status_code == 201
+    stored = api.send("POST", "MedicationRequest", for_pharmacy("FEW08")).json()
+    assert api.send("PUT", f"MedicationRequest/{stored['id']}", {**stored, "status": "cancelled"}).ok
+    put = wait_for(lambda: [r for r in receiver.taken if r.method == "PUT"], message="the PUT")[0]
+    assert put.path == f"/hook/MedicationRequest/{stored['id']}"
+    assert json.loads(put.body)["status"] == "cancelled"
+
+
+def test_handshake_then_heartbeats(api, receiver, worker):
+    created = api.send("POST", "Subscription", topic_subscription(receiver.url, heartbeat=1)).json()
+    wait_for(
+        lambda: [r.kind for r in receiver.taken][:3] == ["handshake", "heartbeat", "heartbeat"],
+        message="a handshake and two heartbeats",
+    )
+    handshake = receiver.taken[0]
+    assert handshake.status["subscription"]["valueReference"]["reference"] == f"Subscription/{created['id']}"
+    assert handshake.status["topic"]["valueCanonical"] == REQUEST_TOPIC
+    assert handshake.headers["Authorization"] == "Bearer from-the-broker"
+    assert subscription_status(api, created["id"]) == "active"
+
+
+def test_topic_matching_and_not_matching_changes(api, receiver, worker):
+    api.send("POST", "Subscription", topic_subscription(receiver.url, content="full-resource"))
+    mine = api.send("POST", "MedicationRequest", for_pharmacy("FEW08")).json()
+    api.send("POST", "MedicationRequest", for_pharmacy("FA565"))  # another pharmacy's
+    noted = {**mine, "note": [{"text": "Patient prefers blister packs"}]}
+    api.send("PUT", f"MedicationRequest/{mine['id']}", noted)  # still active: no event
+    api.send("PUT", f"MedicationRequest/{mine['id']}", {**noted, "status": "cancelled"})
+    wait_for(lambda: len(receiver.notifications()) == 2, message="two notifications")
+    time.sleep(1)
+    first, second = receiver.notifications()
+    assert [first.numbers, second.numbers] == [[1], [2]]
+    resources = [json.loads(n.body)["entry"][1]["resource"] for n in (first, second)]
+    assert [r["status"] for r in resources] == ["active", "cancelled"]
+    assert resources[1]["note"][0]["text"] == "Patient prefers blister packs"
+    focus = second.status["notification-event"]["part"][2]["valueReference"]
+    assert focus["reference"] == f"MedicationRequest/{mine['id']}"
+    assert focus["identifier"] == mine["identifier"][0]
+    assert len(receiver.notifications()) == 2
+
+
+def test_id_only_notifications_carry_no_resource(api, receiver, worker):
+    api.send("POST", "Subscription", topic_subscription(receiver.url, content="id-only"))
+    mine = api.send("POST", "MedicationRequest", for_pharmacy("FEW08")).json()
+    (note,) = wait_for(receiver.notifications, message="the notification")
+    entry = json.loads(note.body)["entry"][1]
+    assert "resource" not in entry
+    assert entry["fullUrl"].endswith(f"/broker/fhir/MedicationRequest/{mine['id']}")
+    assert entry["request"] == {"method": "POST", "url": f"MedicationRequest/{mine['id']}"}
+
+
+def test_a_subscriber_down_for_a_while_gets_every_event_in_order_once(api, receiver, worker):
+    created = api.send("POST", "Subscription", topic_subscription(receiver.url)).json()
+    wait_for(lambda: subscription_status(api, created["id"]) == "active", message="the handshake")
+    receiver.stop()
+    for _ in range(5):
+        api.send("POST", "MedicationRequest", for_pharmacy("FEW08"))
+    wait_for(lambda: subscription_status(api, created["id"]) == "error", message="the error status")
+    assert "failed" in api.read(f"Subscription/{created['id']}")["error"]
+    time.sleep(2)  # several failed attempts
+    receiver.start()
+    wait_for(lambda: len(receiver.notifications()) == 5, message="every event once back up")
+    time.sleep(1)
+    assert [n.numbers[0] for n in receiver.notifications()] == [1, 2, 3, 4, 5]
+    wait_for(lambda: subscription_status(api, created["id"]) == "active", message="active again")
+
+
+def test_a_subscriber_answering_500_puts_it_in_error_until_it_answers(api, receiver, worker):
+    receiver.answer = 500
+    created = api.send("POST", "Subscription", topic_subscription(receiver.url)).json()
+    wait_for(lambda: subscription_status(api, created["id"]) == "error", message="the error status")
+    api.send("POST", "MedicationRequest", for_pharmacy("FEW08"))
+    wait_for(lambda: receiver.refused >= 3, message="retries")
+    status = api.read(f"Subscription/{created['id']}/$status")["entry"][0]["resource"]
+    parameters = {p["name"]: p for p in status["parameter"]}
+    assert parameters["status"]["valueCode"] == "error"
+    assert parameters["type"]["valueCode"] == "query-status"
+    assert parameters["events-since-subscription-start"]["valueString"] == "1"
+    assert "500" in parameters["error"]["valueCodeableConcept"]["text"]
+
+    receiver.answer = 200
+    wait_for(lambda: subscription_status(api, created["id"]) == "active", message="recovered")
+    wait_for(lambda: [n.numbers for n in receiver.notifications()] == [[1]], message="the event")
+    assert not Message.objects.filter(status=Message.Status.DEAD).exists()
+
+
+def test_events_can_be_fetched_by_number(api, receiver, worker):
+    created = api.send("POST", "Subscription", topic_subscription(receiver.url, content="id-only")).json()
+    ids = [api.send("POST", "MedicationRequest", for_pharmacy("FEW08")).json()["id"] for _ in range(3)]
+    events = api.read(f"Subscription/{created['id']}/$events?eventsSinceNumber=2&eventsUntilNumber=3")
+    status = {p["name"]: p for p in events["entry"][0]["resource"]["parameter"]}
+    assert status["type"]["valueCode"] == "query-event"
+    assert [e["request"]["url"] for e in events["entry"][1:]] == [f"MedicationRequest/{i}" for i in ids[1:]]
+    full = api.read(f"Subscription/{created['id']}/$events?content=full-resource")
+    assert [e["resource"]["id"] for e in full["entry"][1:]] == ids
+    assert api.send("GET", f"Subscription/{created['id']}/$events?eventsSinceNumber=x").status_code == 400
+    assert api.send("GET", "Subscription/nope/$status").status_code == 404
+
+
+def test_turned_off_it_sends_nothing_more(api, receiver, worker):
+    created = api.send("POST", "Subscription", topic_subscription(receiver.url)).json()
+    wait_for(lambda: subscription_status(api, created["id"]) == "active", message="the handshake")
+    current = api.read(f"Subscription/{created['id']}")
+    assert api.send("PUT", f"Subscription/{created['id']}", {**current, "status": "off"}).ok
+    api.send("POST", "MedicationRequest", for_pharmacy("FEW08"))
+    time.sleep(1.5)
+    assert receiver.notifications() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"criteria": "MedicationRequest?nonsense=1"}, "Subscription.criteria"),
+        ({"criteria": TOPIC_BASE + "no-such-topic"}, "Subscription.criteria"),
+        ({"channel": {"type": "websocket"}}, "Subscription.channel.type"),
+        ({"channel": {"type": "rest-hook", "endpoint": "file:///x"}}, "Subscription.channel.endpoint"),
+        (
+            {
+                "_criteria": {
+                    "extension": [{"url": FILTER_CRITERIA, "valueString": "MedicationRequest?code=x"}]
+                }
+            },
+            "Subscription.criteria",
+        ),
+    ],
+)
+def test_a_subscription_that_cannot_work_is_refused(api, receiver, change, path):
+    answer = api.send("POST", "Subscription", {**topic_subscription(receiver.url), **change})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["issue"][0]["expression"] == [path]
+    assert api.read("Subscription")["total"] == 0
