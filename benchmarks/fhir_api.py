@@ -9,8 +9,10 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import django
@@ -20,6 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmed.settings")
 django.setup()
 
+from exchange.notifications import TOPIC_BASE  # noqa: E402
+from exchange.subscriptions import FILTER_CRITERIA, PAYLOAD_CONTENT  # noqa: E402
+from fhirserver.nhs import ODS_SYSTEM  # noqa: E402
 from tests.factories import identifier_query, make_medication_request  # noqa: E402
 
 
@@ -73,12 +78,62 @@ def main() -> None:
         assert response.json()["total"] == 1
         searches.append(ms)
 
+    notified = creates_notified(session, args.base, args.n)
+
     baseline = statistics.median(reads)
     print(f"dmed FHIR API, {args.n} MedicationRequests, {args.base}")
     print(summary("read by id", reads, None))
     print(summary("create", created, baseline))
+    print(summary("create, matched by a subscription", notified, baseline))
     print(summary("conditional create (exists)", conditional, baseline))
     print(summary("search by identifier", searches, baseline))
+
+
+def creates_notified(session: requests.Session, base: str, n: int) -> list[float]:
+    """Time creates that a topic subscription (full resource) matches: the event and its outbox
+    row are written in the create's transaction. The notifications go to a sink here."""
+    sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=sink.serve_forever, daemon=True).start()
+    ods = f"B{uuid.uuid4().hex[:5].upper()}"  # a pharmacy of the benchmark's own
+    criterion = f"MedicationRequest?intended-dispenser:identifier={ODS_SYSTEM}|{ods}"
+    subscription = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "benchmark",
+        "criteria": TOPIC_BASE + "medication-request",
+        "_criteria": {"extension": [{"url": FILTER_CRITERIA, "valueString": criterion}]},
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": f"http://127.0.0.1:{sink.server_address[1]}/",
+            "payload": "application/fhir+json",
+            "_payload": {"extension": [{"url": PAYLOAD_CONTENT, "valueCode": "full-resource"}]},
+        },
+    }
+    response = session.post(f"{base}/Subscription", json=subscription, timeout=30)
+    response.raise_for_status()
+    created = response.json()
+    samples = []
+    for _ in range(n):
+        body = make_medication_request()
+        body["dispenseRequest"]["performer"]["identifier"]["value"] = ods
+        ms, response = timed(session, "POST", f"{base}/MedicationRequest", json=body)
+        response.raise_for_status()
+        samples.append(ms)
+    current = session.get(f"{base}/Subscription/{created['id']}", timeout=30).json()
+    session.put(f"{base}/Subscription/{created['id']}", json={**current, "status": "off"}, timeout=30)
+    sink.shutdown()
+    return samples
+
+
+class Sink(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
 
 
 if __name__ == "__main__":

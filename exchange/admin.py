@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from exchange.models import Attempt, Message, Partner
+from exchange.models import Attempt, Message, Partner, Subscription
 from exchange.services import message_requeue
 
 
@@ -77,4 +77,27 @@ class AttemptAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Subscriptions as their resources define them; change them through the FHIR API."""
+
+    list_display = [
+        "resource",
+        "node",
+        "status",
+        "resource_type",
+        "topic",
+        "endpoint",
+        "event_count",
+        "last_sent",
+    ]
+    list_filter = ["node", "status", "resource_type"]
+    search_fields = ["endpoint", "topic", "criteria"]
+    list_select_related = ["node", "resource"]
+    readonly_fields = [f.name for f in Subscription._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
         return False

@@ -73,3 +73,17 @@ def for_parkside() -> dict:
     resource = json.loads(json.dumps(make_medication_request()))  # a deep copy
     resource["dispenseRequest"]["performer"]["identifier"]["value"] = "FEW08"
     return resource
+
+
+def test_seeding_again_does_not_subscribe_twice(nodes, worker):
+    from exchange.models import Subscription
+    from nodes.demo import demo_seed
+
+    broker = nodes["broker"]
+    wait_for(lambda: subscribed(broker), message="the subscriptions at the broker")
+    demo_seed()
+    wait_for(
+        lambda: Message.objects.filter(kind="subscribe", status=Message.Status.DELIVERED).count() == 4,
+        message="the second requests answered",
+    )
+    assert Subscription.objects.filter(node=broker).count() == 2

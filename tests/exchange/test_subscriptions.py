@@ -248,3 +248,9 @@ def test_a_subscription_that_cannot_work_is_refused(api, receiver, change, path)
     assert answer.status_code == 422, answer.text
     assert answer.json()["issue"][0]["expression"] == [path]
     assert api.read("Subscription")["total"] == 0
+
+
+def test_the_capability_statement_declares_the_operations(api):
+    metadata = requests.get(f"{api.base}/metadata", timeout=10).json()
+    (subscription,) = [r for r in metadata["rest"][0]["resource"] if r["type"] == "Subscription"]
+    assert {o["name"] for o in subscription["operation"]} == {"status", "events"}

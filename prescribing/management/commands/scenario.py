@@ -6,9 +6,11 @@ import statistics
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count
+from django.utils import timezone
 
 from dispensing import services as dispensing
-from exchange.models import Message, Topology
+from exchange.models import Attempt, Message, Subscription, Topology
 from fhirserver import jsonio
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM, item_id
@@ -37,7 +39,9 @@ class Command(BaseCommand):
             raise CommandError(
                 "Run `make demo` (or `manage.py seed_demo`) first: the demo nodes are missing."
             )
-        started = time.monotonic()
+        started, since = time.monotonic(), timezone.now()
+        if topology == Topology.SHARED_RECORD_EVENTS:
+            self._wait_subscribed(started, timeout)
         issued: dict[str, float] = {}
         for _ in range(count):
             (request,) = prescribing.prescription_issue(
@@ -68,6 +72,8 @@ class Command(BaseCommand):
         )
 
         self._check(gp, pharmacy, issued)
+        if topology == Topology.SHARED_RECORD_EVENTS:
+            self._check_events(started, since, timeout)
         self._latency("issue → at the pharmacy", [arrived[i] - issued[i] for i in issued])
         self._latency("dispensed → completed at gp", [completed[i] - dispensed[i] for i in issued])
         self._say(started, f"all {count} completed over {topology}; nothing lost, nothing duplicated")
@@ -97,6 +103,31 @@ class Command(BaseCommand):
                 raise CommandError(f"{item}: {copies} copies at the pharmacy")
             if dispenses.count() > 1:
                 raise CommandError(f"{item}: {dispenses.count()} dispenses at gp")
+
+    def _wait_subscribed(self, started: float, timeout: float) -> None:
+        active = Subscription.objects.filter(node__slug="broker", status=Subscription.Status.ACTIVE)
+        deadline = time.monotonic() + timeout
+        while active.count() < 2:
+            if time.monotonic() > deadline:
+                raise CommandError("The gp and the pharmacy are not subscribed at the broker yet.")
+            time.sleep(0.2)
+        self._say(started, "the gp and the pharmacy are subscribed at the broker")
+
+    def _check_events(self, started: float, since, timeout: float) -> None:
+        """Every event notified since the start was delivered, each with one successful attempt."""
+        events = Message.objects.filter(node__slug="broker", kind="subscription.event", created__gte=since)
+        deadline = time.monotonic() + timeout
+        while events.exclude(status=Message.Status.DELIVERED).exists():  # the last ones in flight
+            if time.monotonic() > deadline or events.filter(status=Message.Status.DEAD).exists():
+                raise CommandError("Some of the broker's notifications were not delivered.")
+            time.sleep(0.1)
+        taken = Attempt.objects.filter(message__in=events, status_code__gte=200, status_code__lt=300)
+        repeated = taken.values("message").annotate(n=Count("pk")).filter(n__gt=1).count()
+        if repeated:
+            raise CommandError(f"{repeated} notification(s) were taken more than once.")
+        retried = Attempt.objects.filter(message__in=events).count() - taken.count()
+        count = events.count()
+        self._say(started, f"{count} events notified by the broker, each delivered once ({retried} retries)")
 
     def _latency(self, label: str, seconds: list[float]) -> None:
         ms = sorted(s * 1000 for s in seconds)
