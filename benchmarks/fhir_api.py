@@ -119,6 +119,12 @@ def creates_notified(session: requests.Session, base: str, n: int) -> list[float
         ms, response = timed(session, "POST", f"{base}/MedicationRequest", json=body)
         response.raise_for_status()
         samples.append(ms)
+    started = time.perf_counter()
+    while Sink.taken < n and time.perf_counter() - started < 300:  # let the worker deliver them all
+        time.sleep(0.1)
+    print(
+        f"{Sink.taken} of {n} notifications delivered in order, the last {time.perf_counter() - started:.1f} s after the creates"
+    )
     current = session.get(f"{base}/Subscription/{created['id']}", timeout=30).json()
     session.put(f"{base}/Subscription/{created['id']}", json={**current, "status": "off"}, timeout=30)
     sink.shutdown()
@@ -126,8 +132,12 @@ def creates_notified(session: requests.Session, base: str, n: int) -> list[float
 
 
 class Sink(BaseHTTPRequestHandler):
+    taken = 0  # event notifications received
+
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if b"event-notification" in body:
+            Sink.taken += 1
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()

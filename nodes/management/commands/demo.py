@@ -91,7 +91,7 @@ class Command(BaseCommand):
         )
         lines += ["", "Drive prescriptions through a topology, in another terminal:", ""]
         lines.append("  .venv/bin/python manage.py scenario --topology peer-to-peer --count 20")
-        lines.append("  (peer-to-peer, dispenser-hosted, prescriber-hosted, shared-record)")
+        lines.append("  (peer-to-peer, dispenser-hosted, prescriber-hosted, shared-record, shared-record-events)")
         lines.append("")
         self.stdout.write("\n".join(lines))
 
