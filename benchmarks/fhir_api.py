@@ -122,9 +122,8 @@ def creates_notified(session: requests.Session, base: str, n: int) -> list[float
     started = time.perf_counter()
     while Sink.taken < n and time.perf_counter() - started < 300:  # let the worker deliver them all
         time.sleep(0.1)
-    print(
-        f"{Sink.taken} of {n} notifications delivered in order, the last {time.perf_counter() - started:.1f} s after the creates"
-    )
+    waited = time.perf_counter() - started
+    print(f"{Sink.taken} of {n} notifications delivered in order, the last {waited:.1f} s after the creates")
     current = session.get(f"{base}/Subscription/{created['id']}", timeout=30).json()
     session.put(f"{base}/Subscription/{created['id']}", json={**current, "status": "off"}, timeout=30)
     sink.shutdown()

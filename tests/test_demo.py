@@ -28,6 +28,14 @@ def _manage(*args: str, env: dict) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True)
 
 
+def _children(pid: int, role: str) -> list[int]:
+    """The pids of a process's children running Celery's `role` (worker, beat)."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(pid), "-f", f"celery -A dmed {role}"], capture_output=True, text=True
+    )
+    return [int(line) for line in found.stdout.split()]
+
+
 @pytest.fixture
 def demo_env(tmp_path) -> dict:
     env = os.environ | {"DMED_VAR_DIR": str(tmp_path / "var")}
@@ -72,6 +80,13 @@ def test_demo_serves_every_node_and_stops_cleanly_on_ctrl_c(demo_env):
         missing = requests.get(f"{base}/no-such-page/x/y", timeout=10)
         assert missing.status_code == 404
         assert "Traceback" not in missing.text
+
+        (worker,) = _children(demo.pid, "worker")
+        os.kill(worker, signal.SIGKILL)  # a worker that dies is started again
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _children(demo.pid, "worker") in ([], [worker]):
+            time.sleep(0.3)
+        assert _children(demo.pid, "worker") not in ([], [worker])
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         output, _ = demo.communicate(timeout=60)
@@ -81,5 +96,6 @@ def test_demo_serves_every_node_and_stops_cleanly_on_ctrl_c(demo_env):
     assert "pharmacist-peer-to-peer" in output
     assert "celery@" in output, "the worker started"
     assert "manage.py scenario --topology" in output
+    assert "The worker process stopped (exit -9); starting it again." in output
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the web server is gone"

@@ -12,6 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from nodes.demo import NODES, USERS, demo_api_token, demo_password
 
+# A worker or beat that stops is started again, unless it stops this often (then all stop).
+RESTARTS_IN_WINDOW, RESTART_WINDOW_SECONDS = 3, 60
+
 
 class Command(BaseCommand):
     help = "Start web, Celery worker and beat on the embedded defaults; stop them all on Ctrl-C."
@@ -67,10 +70,20 @@ class Command(BaseCommand):
             if not _wait_for_port(host, port, processes["web"]):
                 raise CommandError("The web server did not start; see the lines above.")
             self._print_welcome(f"http://{host}:{port}")
+            restarts: dict[str, list[float]] = {name: [] for name in commands}
             while not stopping:
-                for name, process in processes.items():
-                    if process.poll() is not None:
+                for name, process in list(processes.items()):
+                    if process.poll() is None:
+                        continue
+                    now = time.monotonic()
+                    restarts[name] = [t for t in restarts[name] if t > now - RESTART_WINDOW_SECONDS]
+                    if name == "web" or len(restarts[name]) >= RESTARTS_IN_WINDOW:
                         raise CommandError(f"The {name} process stopped (exit {process.returncode}).")
+                    self.stderr.write(
+                        f"The {name} process stopped (exit {process.returncode}); starting it again."
+                    )
+                    processes[name] = subprocess.Popen(commands[name])
+                    restarts[name].append(now)
                 time.sleep(0.5)
         finally:
             _stop_all(processes)
@@ -91,7 +104,9 @@ class Command(BaseCommand):
         )
         lines += ["", "Drive prescriptions through a topology, in another terminal:", ""]
         lines.append("  .venv/bin/python manage.py scenario --topology peer-to-peer --count 20")
-        lines.append("  (peer-to-peer, dispenser-hosted, prescriber-hosted, shared-record, shared-record-events)")
+        lines.append(
+            "  (peer-to-peer, dispenser-hosted, prescriber-hosted, shared-record, shared-record-events)"
+        )
         lines.append("")
         self.stdout.write("\n".join(lines))
 
