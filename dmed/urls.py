@@ -4,9 +4,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from dispensing.views import worklist_page
 from exchange.views import NotificationView, SubscriptionEventsView, SubscriptionStatusView
 from fhirserver.views import SystemView
 from nodes import views as node_views
+from prescribing.views import prescriptions_page
 
 admin.site.site_header = "dmed administration"
 admin.site.site_title = "dmed admin"
@@ -22,6 +24,8 @@ urlpatterns = [
     path("<slug:node>/fhir/", include("fhirserver.urls")),
     path("<slug:node>/notifications", NotificationView.as_view(), name="notifications"),
     path("<slug:node>/", node_views.node_home, name="node-home"),
+    path("<slug:node>/prescriptions", prescriptions_page, name="prescriptions"),
+    path("<slug:node>/worklist", worklist_page, name="worklist"),
 ]
 
 handler404 = "dmed.views.not_found"

@@ -52,3 +52,16 @@ def nodes(live_server, monkeypatch, transactional_db) -> dict[str, Node]:
     monkeypatch.setenv("DMED_DEMO_URL", live_server.url)
     demo_seed()
     return {node.slug: node for node in Node.objects.all()}
+
+
+@pytest.fixture
+def screens(client, nodes):
+    """A browser session of a demo user: screens.as_user("prescriber").get("/gp/prescriptions")."""
+    from django.contrib.auth import get_user_model
+
+    class Screens:
+        def as_user(self, username: str):
+            client.force_login(get_user_model().objects.get(username=username))
+            return client
+
+    return Screens()

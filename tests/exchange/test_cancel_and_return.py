@@ -32,7 +32,7 @@ def is_returned(record) -> bool:
 # Cancellation after dispense: the holder of the record refuses, the prescriber is told why.
 
 
-def test_peer_to_peer_pharmacy_refuses_to_cancel_what_it_dispensed(nodes, worker, live_server):
+def test_peer_to_peer_pharmacy_refuses_to_cancel_what_it_dispensed(nodes, worker, live_server, screens):
     gp, pharmacy = nodes["gp"], nodes["pharmacy-peer-to-peer"]
     to_gp = cut_off(pharmacy, gp, live_server.url)  # the dispense cannot reach the prescriber yet
     (request,) = issue(nodes, "pharmacy-peer-to-peer")
@@ -45,6 +45,10 @@ def test_peer_to_peer_pharmacy_refuses_to_cancel_what_it_dispensed(nodes, worker
     assert refused.response_status == 422
     assert status(request) == "active"
     assert status(copy) == "active"
+    page = screens.as_user("prescriber").get("/gp/prescriptions").content.decode()
+    assert "R-0004 Prescription/item was not cancelled - Dispensed to Patient" in page
+    assert "request.cancel" in page
+    assert "already been dispensed" in page
 
     to_gp.start()
     try:
@@ -141,7 +145,7 @@ def test_the_shared_record_refuses_a_claim_on_a_cancelled_item(nodes, worker, li
 # Decline, then re-nominate: the prescriber sees the request returned and sends it elsewhere.
 
 
-def test_dispenser_hosted_decline_is_polled_then_renominated_peer_to_peer(nodes, worker):
+def test_dispenser_hosted_decline_is_polled_then_renominated_peer_to_peer(nodes, worker, screens):
     gp, declining, taking = nodes["gp"], nodes["pharmacy-dispenser-hosted"], nodes["pharmacy-peer-to-peer"]
     (request,) = issue(nodes, "pharmacy-dispenser-hosted")
     copy = wait_for(lambda: held_at(declining, request), message="the request reaching the pharmacy")
@@ -149,6 +153,9 @@ def test_dispenser_hosted_decline_is_polled_then_renominated_peer_to_peer(nodes,
     assert list(dispensing.worklist(node=declining)) == []
     wait_for(lambda: is_returned(request), message="the prescriber learning of the decline by polling")
     assert status(request) == "active"
+    page = screens.as_user("prescriber").get("/gp/prescriptions").content.decode()
+    assert "returned" in page
+    assert "declined" in page
     polls = Message.objects.filter(node=gp, kind="dispense.poll")
     count = polls.count()
     time.sleep(3)  # several poll ticks and more than the route's interval
@@ -213,3 +220,35 @@ def test_a_late_decline_from_the_first_pharmacy_does_not_return_the_request(node
     dispensing.dispense_decline(node=first, request=copy)
     wait_for(lambda: [d["status"] for d in dispenses_at(gp)] == ["declined"], message="the decline")
     assert not is_returned(request)
+
+
+def test_peer_to_peer_decline_then_renominated_to_a_pharmacy_the_prescriber_polls(nodes, worker, screens):
+    gp, first_choice, second_choice = (
+        nodes["gp"],
+        nodes["pharmacy-peer-to-peer"],
+        nodes["pharmacy-dispenser-hosted"],
+    )
+    (request,) = issue(nodes, "pharmacy-peer-to-peer")
+    copy = wait_for(lambda: held_at(first_choice, request), message="the request reaching the first pharmacy")
+    dispensing.dispense_decline(node=first_choice, request=copy, reason_code="0002")
+    wait_for(lambda: is_returned(request), message="the return")
+    assert status(request) == "active"
+
+    prescribing.prescription_renominate(node=gp, request=request, pharmacy_ods=second_choice.ods_code)
+    moved = wait_for(
+        lambda: held_at(second_choice, request), message="the request reaching the second pharmacy"
+    )
+    dispensing.dispense_claim(node=second_choice, request=moved)
+    wait_for(
+        lambda: "in-progress" in [d["status"] for d in dispenses_at(gp)],
+        message="the prescriber seeing the claim by polling",
+    )
+    assert status(request) == "active"
+    assert "in-progress" in screens.as_user("prescriber").get("/gp/prescriptions").content.decode()
+    dispensing.dispense_complete(node=second_choice, request=moved)
+    wait_for(lambda: status(request) == "completed", timeout=40, message="completion learnt by polling")
+    polls = Message.objects.filter(node=gp, kind="dispense.poll")
+    assert polls.filter(status=Message.Status.DELIVERED).count() >= 2
+    count = polls.count()
+    time.sleep(3)  # several poll ticks and more than the route's interval
+    assert polls.count() == count  # polling stops at a terminal status

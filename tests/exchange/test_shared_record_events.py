@@ -19,7 +19,7 @@ from tests.processes import wait_for
 PHARMACY = "pharmacy-shared-record-events"
 
 
-def test_issue_claim_complete_through_the_brokers_events(nodes, worker):
+def test_issue_claim_complete_through_the_brokers_events(nodes, worker, screens):
     gp, pharmacy, broker = nodes["gp"], nodes[PHARMACY], nodes["broker"]
     wait_for(lambda: subscribed(broker), message="the subscriptions at the broker")
     first, second = issue(nodes, PHARMACY, [PARACETAMOL, PARACETAMOL])
@@ -27,8 +27,15 @@ def test_issue_claim_complete_through_the_brokers_events(nodes, worker):
     wait_for(lambda: held_at(pharmacy, second), message="the second item")
     assert dispensing.worklist(node=pharmacy).first().pk == copy.pk
 
+    pharmacist = screens.as_user(f"pharmacist-{PHARMACY.removeprefix('pharmacy-')}")
+    assert (
+        json.loads(first.text)["groupIdentifier"]["value"]
+        in pharmacist.get(f"/{PHARMACY}/worklist").content.decode()
+    )
     dispensing.dispense_claim(node=pharmacy, request=copy)
     assert [d["status"] for d in dispenses_at(broker)] == ["in-progress"]
+    assert "in-progress" in pharmacist.get(f"/{PHARMACY}/worklist").content.decode()
+    assert pharmacist.get("/gp/prescriptions").status_code == 404  # another node's screen
     dispensing.dispense_complete(node=pharmacy, request=copy, days_supply=7)
     wait_for(lambda: status(first) == "completed", message="the broker's event completing the request")
     wait_for(lambda: status(held_at(broker, first)) == "completed", message="the shared copy completed")

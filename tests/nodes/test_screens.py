@@ -59,3 +59,10 @@ def test_demo_seed_can_run_twice(db):
     assert Membership.objects.count() == len(USERS)
     assert {n.slug for n in Node.objects.all()} >= {"gp", "broker", "pharmacy-shared-record-events"}
     assert get_user_model().objects.get(username="admin").is_superuser
+
+
+def test_each_kind_of_node_has_its_own_screen(client, prescriber):
+    client.force_login(prescriber)
+    assert client.get("/gp/prescriptions").status_code == 200
+    assert b"No prescriptions yet" in client.get("/gp/prescriptions").content
+    assert client.get("/gp/worklist").status_code == 404
