@@ -123,6 +123,9 @@ FHIR_OPERATIONS = {
     ("Subscription", "events"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
     "backport-subscription-events",
 }
+# Hosts that Subscription notifications may be sent to (a subscription elsewhere is refused).
+SUBSCRIPTION_ENDPOINT_HOSTS = env_list("SUBSCRIPTION_ENDPOINT_HOSTS", ["127.0.0.1", "localhost"])
+FHIR_DELETE_HANDLERS = {"Subscription": ["exchange.subscriptions.subscription_deleted"]}
 # Where this deployment is reached from outside (absolute URLs in notifications).
 DMED_PUBLIC_URL = env_str("DMED_PUBLIC_URL", env_str("DMED_DEMO_URL", "http://127.0.0.1:8000")).rstrip("/")
 

@@ -20,12 +20,16 @@ def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
     item = medication.prescribed_item(content)
     if not item:
         return
-    request = matching(
-        node=node,
-        resource_type="MedicationRequest",
-        params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
-        strict=True,
-    ).first()
+    request = (  # locked: a cancellation of it waits for this claim, or this claim for it
+        matching(
+            node=node,
+            resource_type="MedicationRequest",
+            params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
+            strict=True,
+        )
+        .select_for_update(of=("self",))
+        .first()
+    )
     if request is not None and jsonio.loads(request.text).get("status") == "cancelled":
         raise FHIRError(
             422,

@@ -26,7 +26,8 @@ class Answer:
 
     @property
     def retryable(self) -> bool:
-        """Connection failures, timeouts, 5xx and 408/409/429 are transient; other answers final."""
+        """Connection failures, timeouts, 5xx and 408/409/429 are transient; other answers final
+        (status 0: the request could not be sent at all)."""
         return self.status is None or self.status >= 500 or self.status in RETRYABLE_4XX
 
 
@@ -46,6 +47,8 @@ def send(method: str, url: str, *, headers: dict[str, str] | None = None, body: 
         )
     except requests.RequestException as exc:
         return Answer(None, "", {}, _ms(started), f"{type(exc).__name__}: {exc}"[:2000])
+    except (ValueError, UnicodeError) as exc:  # a request that cannot be sent at all: final
+        return Answer(0, "", {}, _ms(started), f"Not sendable: {type(exc).__name__}: {exc}"[:2000])
     return Answer(response.status_code, response.text, dict(response.headers), _ms(started))
 
 

@@ -4,6 +4,7 @@ the focus resource's business identifier. Receivers drop repeats and catch up on
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -22,6 +23,7 @@ from fhirserver.nhs import ODS_SYSTEM
 from nodes.models import ApiClient, Node
 
 TOPIC_BASE = "https://dmed.example/fhir/SubscriptionTopic/"
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 STATUS_PROFILE = (
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4"
 )
@@ -93,20 +95,21 @@ def status_parameters(
     return {"resourceType": "Parameters", "meta": {"profile": [STATUS_PROFILE]}, "parameter": parameters}
 
 
-def event_part(*, number: int, focus: dict, timestamp: str = "") -> dict:
-    """Return one notification-event of a SubscriptionStatus."""
+def event_part(*, number: int, focus: dict | None, timestamp: str = "") -> dict:
+    """Return one notification-event of a SubscriptionStatus (no focus for empty content)."""
     when = timestamp or timezone.now().isoformat(timespec="milliseconds")
-    return {
-        "name": "notification-event",
-        "part": [
-            {"name": "event-number", "valueString": str(number)},
-            {"name": "timestamp", "valueInstant": when},
-            {"name": "focus", "valueReference": focus},
-        ],
-    }
+    parts = [
+        {"name": "event-number", "valueString": str(number)},
+        {"name": "timestamp", "valueInstant": when},
+    ]
+    if focus is not None:
+        parts.append({"name": "focus", "valueReference": focus})
+    return {"name": "notification-event", "part": parts}
 
 
-def notification_bundle(status: dict, entries: list[dict] = ()) -> dict:
+def notification_bundle(
+    status: dict, entries: list[dict] = (), *, status_url: str = "Subscription/$status"
+) -> dict:
     """Return the history Bundle that carries a SubscriptionStatus and its focus entries."""
     return {
         "resourceType": "Bundle",
@@ -116,7 +119,7 @@ def notification_bundle(status: dict, entries: list[dict] = ()) -> dict:
             {
                 "fullUrl": f"urn:uuid:{uuid.uuid4()}",
                 "resource": status,
-                "request": {"method": "GET", "url": "Subscription/status"},
+                "request": {"method": "GET", "url": status_url},
                 "response": {"status": "200"},
             },
             *entries,
@@ -212,8 +215,8 @@ def _recover(node: Node, sender: Partner, note: Notification, seen, highest: int
         for n in sorted(missed)
     )
     source = _source(node, sender)
-    if "Subscription/" in note.stream:  # ask the sender's subscription which events they were
-        subscription_id = note.stream.rsplit("Subscription/", 1)[1]
+    subscription_id = note.stream.rsplit("Subscription/", 1)[-1]
+    if "Subscription/" in note.stream and FHIR_ID.fullmatch(subscription_id):  # ask which they were
         message_enqueue(
             node=node,
             partner=source,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.utils.module_loading import import_string
+
 from exchange.models import Message, Partner
 from exchange.services import message_enqueue
 from fhirserver import jsonio
@@ -102,7 +104,7 @@ def remote_update(
         kind=f"{kind}.fetch",
         on_success="exchange.remote.put_changed",
         on_failure=otherwise,
-        context={"changes": changes, "then": then, "kind": kind, **(context or {})},
+        context={"changes": changes, "then": then, "otherwise": otherwise, "kind": kind, **(context or {})},
     )
 
 
@@ -123,9 +125,32 @@ def put_changed(*, message: Message, answer) -> None:
         body=jsonio.dumps(changed),
         headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
         on_success=message.context["then"],
-        on_failure=message.on_failure,
-        context=message.context,
+        on_failure="exchange.remote.put_failed",
+        context={**message.context, "fetch": message.url},
     )
+
+
+# A copy that changed between the GET and the PUT (412) is fetched and changed again, this often.
+REFETCHES = 3
+
+
+def put_failed(*, message: Message, error: str, dead: bool) -> None:
+    """Second half failed: on 412 start over from the GET; otherwise tell whoever asked."""
+    context = message.context
+    if dead and message.response_status == 412 and context.get("refetches", 0) < REFETCHES:
+        message_enqueue(
+            node=message.node,
+            partner=message.partner,
+            key=message.key,
+            kind=f"{context['kind']}.fetch",
+            method="GET",
+            url=context["fetch"],
+            on_success="exchange.remote.put_changed",
+            on_failure=context["otherwise"],
+            context={**context, "refetches": context.get("refetches", 0) + 1},
+        )
+    elif context.get("otherwise"):
+        import_string(context["otherwise"])(message=message, error=error, dead=dead)
 
 
 def entries(searchset_text: str) -> list[dict]:

@@ -102,15 +102,19 @@ def _deliver_once(message_id: int) -> Message | None:
             duration_ms=answer.duration_ms,
             error=answer.error or ("" if answer.ok else answer.body[:2000]),
         )
-        message.attempts += 1
+        # Meanwhile the message may have been stopped (its subscription turned off): keep that.
+        current = Message.objects.select_for_update().get(pk=message.pk)
+        message.attempts = current.attempts + 1
         message.leased_until = None
         message.response_status = answer.status
-        if answer.ok:
+        if current.status != Message.Status.PENDING:
+            message.status, message.last_error = current.status, current.last_error
+        elif answer.ok:
             _succeed(message, answer)
         elif answer.retryable:
             _retry_later(message, answer.error or f"HTTP {answer.status}: {answer.body[:500]}")
         else:
-            _die(message, f"HTTP {answer.status}: {answer.body[:2000]}")
+            _die(message, answer.error or f"HTTP {answer.status}: {answer.body[:2000]}")
         message.save()
     return message
 
@@ -141,6 +145,10 @@ def _succeed(message: Message, answer: http.Answer) -> None:
                 import_string(message.on_success)(message=message, answer=answer)
         except FHIRError as exc:
             _die(message, f"Delivered, but the answer could not be used: {exc}")
+            return
+        except Exception as exc:  # a fault of ours: the message is dead, visibly, not retried forever
+            log.exception("Message %s: its on_success failed", message.pk)
+            _die(message, f"Delivered, but handling the answer failed: {type(exc).__name__}: {exc}")
             return
     message.status = Message.Status.DELIVERED
     message.delivered_at = timezone.now()
@@ -175,8 +183,8 @@ def _failed(message: Message, *, dead: bool) -> None:
     try:
         with transaction.atomic():
             import_string(message.on_failure)(message=message, error=message.last_error, dead=dead)
-    except FHIRError as exc:
-        log.warning("Message %s: its failure could not be recorded: %s", message.pk, exc)
+    except Exception:  # the failure stands; what it should have told is in the log
+        log.exception("Message %s: its on_failure failed", message.pk)
 
 
 def _following(message: Message) -> int | None:

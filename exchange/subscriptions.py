@@ -5,10 +5,12 @@ event in the outbox, delivered in order and retried until it arrives."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -34,29 +36,60 @@ BUSINESS_IDENTIFIERS = {
     "MedicationDispense": medication.DISPENSE_SYSTEM,
 }
 HOOKS = {"on_success": "exchange.subscriptions.delivered", "on_failure": "exchange.subscriptions.failed"}
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _sendable(value: str) -> bool:
+    return all(32 <= ord(c) <= 255 and ord(c) != 127 for c in value)
 
 
 # The Subscription resource's life: checked and indexed as written, handshake on activation.
 
 
 def subscription_stored(*, node: Node, record: Resource, content: dict) -> None:
-    """Index a Subscription as it is written; shake hands when it is new or requested again,
-    and stop its deliveries when it is turned off. A Subscription that cannot work is refused."""
+    """Index a Subscription as it is written; activate it when it is new or requested again
+    (topic-based: after a handshake), and stop its deliveries when it is turned off. A
+    Subscription that cannot work is refused."""
     index = _index(node, content)
     row = Subscription.objects.filter(resource=record).first()
+    asked = row is None or (
+        content["status"] == Subscription.Status.REQUESTED and row.status != content["status"]
+    )
     if row is None:
         row = Subscription.objects.create(resource=record, node=node, **index)
-        _handshake(row)
-        return
-    asked_again = content["status"] == Subscription.Status.REQUESTED and row.status != content["status"]
-    Subscription.objects.filter(pk=row.pk).update(**index)
-    row.refresh_from_db()
+    else:
+        Subscription.objects.filter(pk=row.pk).update(**index)
+        row.refresh_from_db()
     if row.status == Subscription.Status.OFF:
-        Message.objects.filter(node=node, key=row.key, status=Message.Status.PENDING).update(
-            status=Message.Status.DEAD, last_error="The subscription was turned off."
-        )
-    elif asked_again:
-        _handshake(row)
+        _stop(row, "The subscription was turned off.")
+    elif asked and row.topic:
+        _enqueue(row, "subscription.handshake", _status_bundle(row, "handshake"))
+    elif asked:  # R4 has no handshake: the server sets it active once it is stored
+        transaction.on_commit(lambda: _activate(row.pk))
+
+
+def subscription_deleted(*, node: Node, record: Resource) -> None:
+    """A deleted Subscription sends nothing more."""
+    row = Subscription.objects.filter(resource=record).first()
+    if row is not None:
+        Subscription.objects.filter(pk=row.pk).update(status=Subscription.Status.OFF)
+        _stop(row, "The subscription was deleted.")
+
+
+def _stop(row: Subscription, why: str) -> None:
+    Message.objects.filter(node=row.node_id, key=row.key, status=Message.Status.PENDING).update(
+        status=Message.Status.DEAD, last_error=why
+    )
+
+
+def _activate(pk: int) -> None:
+    with transaction.atomic():
+        row = Subscription.objects.filter(pk=pk).first()
+        record = Resource.objects.select_for_update().get(pk=row.resource_id) if row else None
+        row = Subscription.objects.filter(pk=pk, status=Subscription.Status.REQUESTED).first()
+        if row is not None and not record.deleted:
+            row.resource = record
+            _status_set(row, Subscription.Status.ACTIVE, "")
 
 
 def _index(node: Node, content: dict) -> dict:
@@ -67,11 +100,23 @@ def _index(node: Node, content: dict) -> dict:
     endpoint = channel.get("endpoint") or ""
     if not endpoint.startswith(("http://", "https://")):
         raise _refused("A rest-hook needs an http(s) endpoint.", "Subscription.channel.endpoint")
+    host = urlsplit(endpoint).hostname or ""
+    if host not in settings.SUBSCRIPTION_ENDPOINT_HOSTS:
+        raise _refused(
+            f"Notifications may go only to {', '.join(settings.SUBSCRIPTION_ENDPOINT_HOSTS)} "
+            f"(SUBSCRIPTION_ENDPOINT_HOSTS), not to {host!r}.",
+            "Subscription.channel.endpoint",
+        )
+    if channel.get("payload") and urlsplit(endpoint).path.startswith(f"/{node.slug}/fhir"):
+        raise _refused("A subscription cannot write to its own node.", "Subscription.channel.endpoint")
     headers = {}
     for index, header in enumerate(channel.get("header") or []):
         name, colon, value = header.partition(":")
-        if not colon or not name.strip():
-            raise _refused("A header is 'Name: value'.", f"Subscription.channel.header[{index}]")
+        if not colon or not HEADER_NAME.fullmatch(name.strip()) or not _sendable(value.strip()):
+            raise _refused(
+                "A header is 'Name: value', the name a token and the value printable Latin-1.",
+                f"Subscription.channel.header[{index}]",
+            )
         headers[name.strip()] = value.strip()
     payload = channel.get("payload") or ""
     if payload not in PAYLOADS:
@@ -148,12 +193,6 @@ def _refused(diagnostics: str, path: str) -> FHIRError:
     return FHIRError(422, "invalid", diagnostics, [path])
 
 
-def _handshake(subscription: Subscription) -> None:
-    if subscription.status == Subscription.Status.OFF:
-        return
-    _enqueue(subscription, "subscription.handshake", _status_bundle(subscription, "handshake"))
-
-
 # Matching: inside the transaction of every write at a node.
 
 
@@ -225,7 +264,7 @@ def _enqueue(
 
 def delivered(*, message: Message, answer) -> None:
     """A delivery arrived: the subscription is active (again)."""
-    subscription = Subscription.objects.filter(pk=message.context["subscription"]).first()
+    subscription = _locked(message)
     if subscription is None:
         return
     Subscription.objects.filter(pk=subscription.pk).update(last_sent=timezone.now())
@@ -235,15 +274,31 @@ def delivered(*, message: Message, answer) -> None:
 
 def failed(*, message: Message, error: str, dead: bool) -> None:
     """A delivery failed (it will be retried unless dead): the subscription is in error."""
-    subscription = Subscription.objects.filter(pk=message.context["subscription"]).first()
-    if subscription is None or subscription.status in (Subscription.Status.ERROR, Subscription.Status.OFF):
+    subscription = _locked(message)
+    if subscription is None or subscription.status == Subscription.Status.ERROR:
         return
-    _status_set(subscription, Subscription.Status.ERROR, f"Delivery to {message.url} failed: {error[:300]}")
+    why = f"HTTP {message.response_status}" if message.response_status else error.split(":")[0]
+    _status_set(subscription, Subscription.Status.ERROR, f"Delivery to the endpoint failed: {why}.")
+
+
+def _locked(message: Message) -> Subscription | None:
+    """The message's subscription, its resource locked first (as a client's update locks it),
+    or None when it is gone or off."""
+    subscription = Subscription.objects.filter(pk=message.context["subscription"]).first()
+    if subscription is None:
+        return None
+    record = Resource.objects.select_for_update().get(pk=subscription.resource_id)
+    subscription.refresh_from_db()
+    if record.deleted or subscription.status == Subscription.Status.OFF:
+        return None
+    subscription.resource = record
+    return subscription
 
 
 def _status_set(subscription: Subscription, status: str, error: str) -> None:
+    """Write the server's view of the subscription into its resource, keeping the rest as is."""
     record = subscription.resource
-    content = {k: v for k, v in jsonio.loads(record.text).items() if k not in ("error", "meta")}
+    content = {k: v for k, v in jsonio.loads(record.text).items() if k != "error"}
     content["status"] = status
     if error:
         content["error"] = error
@@ -255,9 +310,9 @@ def _status_set(subscription: Subscription, status: str, error: str) -> None:
 def heartbeats_send() -> int:
     """Queue a heartbeat for each active topic subscription quiet for its heartbeat period."""
     now, queued = timezone.now(), 0
-    due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, heartbeat_seconds__gt=0).exclude(
-        topic=""
-    )
+    due = Subscription.objects.filter(
+        status=Subscription.Status.ACTIVE, heartbeat_seconds__gt=0, resource__deleted=False
+    ).exclude(topic="")
     for subscription in due.select_related("node", "resource"):
         if subscription.last_sent and subscription.last_sent > now - timedelta(
             seconds=subscription.heartbeat_seconds
@@ -277,7 +332,7 @@ def heartbeats_send() -> int:
 
 def status_bundle(*, subscription: Subscription) -> dict:
     """$status: a searchset of one SubscriptionStatus of type query-status."""
-    status = _status(subscription, "query-status", [])
+    status = _status(subscription, "query-status", [], "empty")
     return {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -313,10 +368,15 @@ def _status_bundle(
         if content == "full-resource":
             entry["resource"] = jsonio.RawJSON(text)
         entries.append(entry)
-    return jsonio.dumps(notification_bundle(_status(subscription, kind, events), entries))
+    status = _status(subscription, kind, events, content)
+    url = f"Subscription/{subscription.resource.logical_id}/$status"
+    return jsonio.dumps(notification_bundle(status, entries, status_url=url))
 
 
-def _status(subscription: Subscription, kind: str, events: list[tuple[SubscriptionEvent, str]]) -> dict:
+def _status(
+    subscription: Subscription, kind: str, events: list[tuple[SubscriptionEvent, str]], content: str = "empty"
+) -> dict:
+    """The SubscriptionStatus; with empty content its events name no focus (Backport IG)."""
     error = ""
     if subscription.status == Subscription.Status.ERROR:
         error = jsonio.loads(subscription.resource.text).get("error", "")
@@ -327,7 +387,11 @@ def _status(subscription: Subscription, kind: str, events: list[tuple[Subscripti
         kind=kind,
         events_since=subscription.event_count,
         events=[
-            event_part(number=event.number, timestamp=event.timestamp.isoformat(), focus=_focus(event, text))
+            event_part(
+                number=event.number,
+                timestamp=event.timestamp.isoformat(),
+                focus=_focus(event, text) if content != "empty" else None,
+            )
             for event, text in events
         ],
         error=error,
@@ -402,4 +466,30 @@ def subscribe(
         url=f"{partner.fhir_base}/Subscription",
         body=jsonio.dumps(subscription),
         headers={"If-None-Exist": urlencode([("url", endpoint), ("criteria:exact", topic)])},
+        on_success="exchange.subscriptions.subscribed",
+        context={"filters": filters},
+    )
+
+
+def subscribed(*, message: Message, answer) -> None:
+    """The partner holds the subscription: if it was there already but off, in error or with
+    other filters, ask for it again as this node wants it now (PUT, If-Match)."""
+    try:
+        current = jsonio.loads(answer.body)
+    except jsonio.JSONError as exc:
+        raise FHIRError(
+            502, "invalid", "The partner answered the subscription with something not JSON."
+        ) from exc
+    wanted = jsonio.loads(message.body)
+    if current.get("status") in ("requested", "active") and current.get("_criteria") == wanted["_criteria"]:
+        return
+    message_enqueue(
+        node=message.node,
+        partner=message.partner,
+        key=message.key,
+        kind="subscribe.again",
+        method="PUT",
+        url=f"{message.partner.fhir_base}/Subscription/{current['id']}",
+        body=jsonio.dumps({**wanted, "id": current["id"], "status": "requested"}),
+        headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
     )

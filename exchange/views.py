@@ -59,6 +59,6 @@ def _number(request: Request, name: str, default: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise FHIRError(400, "invalid", f"{name} is an event number, not {raw!r}.", [name])
     return int(raw)

@@ -26,3 +26,9 @@ def react(record: Resource, content: dict) -> None:
     """
     for handler in _handlers(record.resource_type):
         handler(node=record.node, record=record, content=content)
+
+
+def react_delete(record: Resource) -> None:
+    """Run the handlers for a resource just deleted (FHIR_DELETE_HANDLERS), inside its transaction."""
+    for path in settings.FHIR_DELETE_HANDLERS.get(record.resource_type, ()):
+        import_string(path)(node=record.node, record=record)

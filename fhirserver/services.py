@@ -121,6 +121,7 @@ def resource_delete(
             last_updated=record.last_updated,
             method="DELETE",
         )
+        reactions.react_delete(record)
     return record
 
 

@@ -111,14 +111,16 @@ def cancellation_accepted(*, message: Message, answer) -> None:
 
 
 def cancellation_refused(*, message: Message, error: str, dead: bool) -> None:
-    """The holder refused the cancellation: record its reason on the request, which stays as it is."""
+    """The holder refused the cancellation: record its reason on the request, which stays as it is.
+    A cancellation that never got an answer is not a refusal: its message shows as not delivered."""
     if not dead:
         return  # not refused yet: the holder is out of reach, and the outbox tries again
-    code = re.search(r"R-\d{4}", error)
+    found = re.search(r"R-\d{4}", error)
+    code = found.group() if found else ("R-0008" if "has no resource" in error else "")
+    if not code:
+        return
     record = _request(message.node, message.context["request"])
-    content = medication.with_status_history(
-        jsonio.loads(record.text), code=code.group() if code else "R-0008", when=timezone.now()
-    )
+    content = medication.with_status_history(jsonio.loads(record.text), code=code, when=timezone.now())
     _save(message.node, record, content)
 
 

@@ -82,15 +82,23 @@ def for_parkside() -> dict:
     return resource
 
 
-def test_seeding_again_does_not_subscribe_twice(nodes, worker):
+def test_seeding_again_subscribes_once_and_revives_one_turned_off(nodes, worker, live_server):
+    import requests
+
     from exchange.models import Subscription
-    from nodes.demo import demo_seed
+    from nodes.demo import demo_api_token, demo_seed
 
     broker = nodes["broker"]
     wait_for(lambda: subscribed(broker), message="the subscriptions at the broker")
-    demo_seed()
-    wait_for(
-        lambda: Message.objects.filter(kind="subscribe", status=Message.Status.DELIVERED).count() == 4,
-        message="the second requests answered",
-    )
+    to_pharmacy = Subscription.objects.get(node=broker, resource_type="MedicationRequest")
+    url = f"{live_server.url}/broker/fhir/Subscription/{to_pharmacy.resource.logical_id}"
+    token = {"Authorization": f"Bearer {demo_api_token('broker')}"}
+    current = requests.get(url, headers=token, timeout=10).json()
+    assert requests.put(url, json={**current, "status": "off"}, headers=token, timeout=10).ok
+    to_pharmacy.refresh_from_db()
+    assert to_pharmacy.status == "off"
+
+    demo_seed()  # as `make demo` does each time it starts
+    wait_for(lambda: subscribed(broker), message="the pharmacy subscribed again")
     assert Subscription.objects.filter(node=broker).count() == 2
+    assert Message.objects.filter(kind="subscribe.again", status=Message.Status.DELIVERED).count() == 1
