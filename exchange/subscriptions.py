@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from exchange.models import Message, Partner, Subscription, SubscriptionEvent
-from exchange.notifications import event_part, notification_bundle, status_parameters
+from exchange.models import Message, Subscription, SubscriptionEvent
 from exchange.services import message_enqueue
+from exchange.subscription_status import notification_text
 from exchange.topics import TOPICS
-from fhirserver import jsonio, medication, services
+from fhirserver import jsonio, services
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource, ResourceVersion
 from fhirserver.registry import is_resource_type
@@ -31,10 +31,6 @@ PAYLOAD_CONTENT = BACKPORT + "backport-payload-content"
 HEARTBEAT_PERIOD = BACKPORT + "backport-heartbeat-period"
 CONTENTS = ("empty", "id-only", "full-resource")
 PAYLOADS = ("", "application/fhir+json", "application/json")
-BUSINESS_IDENTIFIERS = {
-    "MedicationRequest": medication.ITEM_SYSTEM,
-    "MedicationDispense": medication.DISPENSE_SYSTEM,
-}
 HOOKS = {"on_success": "exchange.subscriptions.delivered", "on_failure": "exchange.subscriptions.failed"}
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -63,7 +59,7 @@ def subscription_stored(*, node: Node, record: Resource, content: dict) -> None:
     if row.status == Subscription.Status.OFF:
         _stop(row, "The subscription was turned off.")
     elif asked and row.topic:
-        _enqueue(row, "subscription.handshake", _status_bundle(row, "handshake"))
+        _enqueue(row, "subscription.handshake", notification_text(row, "handshake"))
     elif asked:  # R4 has no handshake: the server sets it active once it is stored
         transaction.on_commit(lambda: _activate(row.pk))
 
@@ -232,7 +228,7 @@ def _event(subscription: Subscription, record: Resource, content: dict) -> None:
         timestamp=record.last_updated,
     )
     if subscription.topic:
-        body = _status_bundle(
+        body = notification_text(
             subscription, "event-notification", [(event, record.text)], subscription.content
         )
         _enqueue(subscription, "subscription.event", body)
@@ -322,174 +318,6 @@ def heartbeats_send() -> int:
             node=subscription.node, key=subscription.key, status=Message.Status.PENDING
         ).exists():
             continue
-        _enqueue(subscription, "subscription.heartbeat", _status_bundle(subscription, "heartbeat"))
+        _enqueue(subscription, "subscription.heartbeat", notification_text(subscription, "heartbeat"))
         queued += 1
     return queued
-
-
-# $status and $events, and the Bundles notifications carry.
-
-
-def status_bundle(*, subscription: Subscription) -> dict:
-    """$status: a searchset of one SubscriptionStatus of type query-status."""
-    status = _status(subscription, "query-status", [], "empty")
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": 1,
-        "entry": [{"resource": status, "search": {"mode": "match"}}],
-    }
-
-
-def events_bundle(*, subscription: Subscription, since: int, until: int, content: str) -> str:
-    """$events: the events numbered since..until, as a query-event history Bundle."""
-    events = subscription.events.filter(number__gte=since, number__lte=until).order_by("number")
-    return _status_bundle(subscription, "query-event", [(e, _version_text(e)) for e in events], content)
-
-
-def _status_bundle(
-    subscription: Subscription,
-    kind: str,
-    events: list[tuple[SubscriptionEvent, str]] = (),
-    content: str = "empty",
-) -> str:
-    """Return a notification Bundle; events come with the text of the version each was about."""
-    entries = []
-    for event, text in events if content != "empty" else ():
-        created = event.focus_version == 1
-        entry = {
-            "fullUrl": f"{_base(subscription.node)}/{event.focus_type}/{event.focus_id}",
-            "request": {
-                "method": "POST" if created else "PUT",
-                "url": f"{event.focus_type}/{event.focus_id}",
-            },
-            "response": {"status": "201" if created else "200"},
-        }
-        if content == "full-resource":
-            entry["resource"] = jsonio.RawJSON(text)
-        entries.append(entry)
-    status = _status(subscription, kind, events, content)
-    url = f"Subscription/{subscription.resource.logical_id}/$status"
-    return jsonio.dumps(notification_bundle(status, entries, status_url=url))
-
-
-def _status(
-    subscription: Subscription, kind: str, events: list[tuple[SubscriptionEvent, str]], content: str = "empty"
-) -> dict:
-    """The SubscriptionStatus; with empty content its events name no focus (Backport IG)."""
-    error = ""
-    if subscription.status == Subscription.Status.ERROR:
-        error = jsonio.loads(subscription.resource.text).get("error", "")
-    return status_parameters(
-        subscription=f"Subscription/{subscription.resource.logical_id}",
-        topic=subscription.topic or f"{subscription.resource_type}?{subscription.criteria}",
-        status=subscription.status,
-        kind=kind,
-        events_since=subscription.event_count,
-        events=[
-            event_part(
-                number=event.number,
-                timestamp=event.timestamp.isoformat(),
-                focus=_focus(event, text) if content != "empty" else None,
-            )
-            for event, text in events
-        ],
-        error=error,
-    )
-
-
-def _focus(event: SubscriptionEvent, text: str) -> dict:
-    """The focus reference, with the business identifier receivers look resources up by."""
-    focus = {"reference": f"{event.focus_type}/{event.focus_id}", "type": event.focus_type}
-    system = BUSINESS_IDENTIFIERS.get(event.focus_type)
-    if system:
-        found = [i for i in jsonio.loads(text).get("identifier", []) if i.get("system") == system]
-        if found:
-            focus["identifier"] = {"system": system, "value": found[0]["value"]}
-    return focus
-
-
-def _version_text(event: SubscriptionEvent) -> str:
-    version = ResourceVersion.objects.filter(
-        node_id=event.subscription.node_id,
-        resource_type=event.focus_type,
-        resource__logical_id=event.focus_id,
-        version_id=event.focus_version,
-    ).first()
-    return version.text if version else "{}"
-
-
-def _base(node: Node) -> str:
-    return f"{settings.DMED_PUBLIC_URL}/{node.slug}/fhir"
-
-
-# This node as a subscriber: asking a partner (the broker) to notify it.
-
-
-def subscribe(
-    *,
-    node: Node,
-    partner: Partner,
-    topic: str,
-    filters: list[str],
-    content: str,
-    endpoint: str,
-    header: str,
-    heartbeat_seconds: int = 0,
-) -> Message:
-    """Ask the partner for a topic-based subscription, through the outbox; asking again while
-    it is there (same endpoint and topic) changes nothing."""
-    channel: dict = {
-        "type": "rest-hook",
-        "endpoint": endpoint,
-        "payload": "application/fhir+json",
-        "_payload": {"extension": [{"url": PAYLOAD_CONTENT, "valueCode": content}]},
-        "header": [header],
-    }
-    if heartbeat_seconds:
-        channel["extension"] = [{"url": HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat_seconds}]
-    subscription = {
-        "resourceType": "Subscription",
-        "meta": {"profile": [BACKPORT + "backport-subscription"]},
-        "status": "requested",
-        "reason": f"{node.name} learns of what concerns it",
-        "criteria": topic,
-        "_criteria": {"extension": [{"url": FILTER_CRITERIA, "valueString": f} for f in filters]},
-        "channel": channel,
-    }
-    return message_enqueue(
-        node=node,
-        partner=partner,
-        key=f"subscribe-{partner.ods_code}",
-        kind="subscribe",
-        method="POST",
-        url=f"{partner.fhir_base}/Subscription",
-        body=jsonio.dumps(subscription),
-        headers={"If-None-Exist": urlencode([("url", endpoint), ("criteria:exact", topic)])},
-        on_success="exchange.subscriptions.subscribed",
-        context={"filters": filters},
-    )
-
-
-def subscribed(*, message: Message, answer) -> None:
-    """The partner holds the subscription: if it was there already but off, in error or with
-    other filters, ask for it again as this node wants it now (PUT, If-Match)."""
-    try:
-        current = jsonio.loads(answer.body)
-    except jsonio.JSONError as exc:
-        raise FHIRError(
-            502, "invalid", "The partner answered the subscription with something not JSON."
-        ) from exc
-    wanted = jsonio.loads(message.body)
-    if current.get("status") in ("requested", "active") and current.get("_criteria") == wanted["_criteria"]:
-        return
-    message_enqueue(
-        node=message.node,
-        partner=message.partner,
-        key=message.key,
-        kind="subscribe.again",
-        method="PUT",
-        url=f"{message.partner.fhir_base}/Subscription/{current['id']}",
-        body=jsonio.dumps({**wanted, "id": current["id"], "status": "requested"}),
-        headers={"If-Match": f'W/"{current["meta"]["versionId"]}"'},
-    )

@@ -7,7 +7,8 @@ from rest_framework.response import Response
 
 from exchange.models import Subscription
 from exchange.notifications import notification_receive, sender_of
-from exchange.subscriptions import CONTENTS, events_bundle, status_bundle
+from exchange.subscription_status import events_bundle, status_bundle
+from exchange.subscriptions import CONTENTS
 from fhirserver.errors import FHIRError, Issue, operation_outcome
 from fhirserver.views import FHIRView
 

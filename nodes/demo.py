@@ -109,7 +109,7 @@ def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
     its prescriptions by that pharmacy; each gives the broker a token to call it back with."""
     from exchange.models import Partner
     from exchange.notifications import TOPIC_BASE
-    from exchange.subscriptions import subscribe
+    from exchange.subscribing import subscribe
     from fhirserver.nhs import ODS_SYSTEM
 
     to_dispense = f"MedicationRequest?intended-dispenser:identifier={ODS_SYSTEM}|{pharmacy.ods_code}"
