@@ -319,11 +319,11 @@ def test_subscription_parameters(client, gp):
             "status": "requested",
             "reason": "worklist",
             "criteria": "MedicationRequest?status=active",
-            "channel": {"type": "rest-hook", "endpoint": "https://pharmacy.example/notify"},
+            "channel": {"type": "rest-hook", "endpoint": "https://localhost/notify"},
         },
     )
     assert ids(client, "Subscription?status=requested") == [subscription["id"]]
-    assert ids(client, "Subscription?url=https://pharmacy.example/notify") == [subscription["id"]]
+    assert ids(client, "Subscription?url=https://localhost/notify") == [subscription["id"]]
     assert ids(client, "Subscription?criteria=MedicationRequest") == [subscription["id"]]
 
 
