@@ -12,7 +12,8 @@ import requests
 from django.utils import timezone
 
 from dispensing import services as dispensing
-from exchange.models import Message
+from exchange.models import Message, Partner
+from fhirserver.errors import FHIRError
 from fhirserver.medication import dispense_build, returned
 from nodes.demo import demo_api_token
 from prescribing import services as prescribing
@@ -57,15 +58,45 @@ def test_peer_to_peer_pharmacy_refuses_to_cancel_what_it_dispensed(nodes, worker
         to_gp.stop()
 
 
-def test_dispenser_hosted_pharmacy_refuses_to_cancel_what_it_is_dispensing(nodes, worker):
+def test_dispenser_hosted_pharmacy_refuses_to_cancel_what_it_is_dispensing_or_dispensed(nodes, worker):
     gp, pharmacy = nodes["gp"], nodes["pharmacy-dispenser-hosted"]
+    route = Partner.objects.get(node=gp, ods_code=pharmacy.ods_code)
+    route.poll_interval = 3600  # the prescriber does not learn of the dispense yet
+    route.save()
     (request,) = issue(nodes, "pharmacy-dispenser-hosted")
     copy = wait_for(lambda: held_at(pharmacy, request), message="the request reaching the pharmacy")
     dispensing.dispense_claim(node=pharmacy, request=copy)
     prescribing.prescription_cancel(node=gp, request=request)
     wait_for(lambda: history(request) == ["R-0003"], message="the refusal: with the dispenser")
+    dispensing.dispense_complete(node=pharmacy, request=copy)
+    prescribing.prescription_cancel(node=gp, request=request)
+    wait_for(lambda: history(request) == ["R-0003", "R-0004"], message="the refusal: dispensed")
     assert status(request) == "active"
     assert status(copy) == "active"
+
+    route.poll_interval = 1
+    route.save()
+    wait_for(lambda: status(request) == "completed", message="the prescriber polling the dispense")
+
+
+@pytest.mark.parametrize(
+    "topology", ["peer-to-peer", "dispenser-hosted", "prescriber-hosted", "shared-record"]
+)
+def test_cancel_before_dispense_cancels_everywhere(nodes, worker, topology):
+    gp, pharmacy = nodes["gp"], nodes[f"pharmacy-{topology}"]
+    (request,) = issue(nodes, f"pharmacy-{topology}")
+    copy = wait_for(lambda: held_at(pharmacy, request), message="the request reaching the pharmacy")
+    prescribing.prescription_cancel(node=gp, request=request, reason_code="0005")
+    wait_for(lambda: status(request) == "cancelled", message="the cancellation at the prescriber")
+    wait_for(lambda: status(copy) == "cancelled", message="the cancellation at the pharmacy")
+    assert json.loads(copy.text)["statusReason"]["coding"][0]["code"] == "0005"
+    assert history(request) == ["R-0001"]
+    with pytest.raises(FHIRError) as refused:
+        dispensing.dispense_complete(node=pharmacy, request=copy)
+    assert refused.value.status == 409
+    assert list(dispensing.worklist(node=pharmacy)) == []
+    if topology == "shared-record":
+        assert status(held_at(nodes["broker"], request)) == "cancelled"
 
 
 def test_prescriber_hosted_dispense_overtaken_by_a_cancellation_completes_the_request(

@@ -38,20 +38,6 @@ def test_peer_to_peer_issue_dispense_and_the_prescriber_completes(nodes, worker)
     assert Resource.objects.filter(node=pharmacy, resource_type="MedicationRequest").count() == 2
 
 
-def test_cancel_before_dispense_cancels_at_both_ends(nodes, worker):
-    pharmacy = nodes["pharmacy-peer-to-peer"]
-    (request,) = issue(nodes, "pharmacy-peer-to-peer")
-    copy = wait_for(lambda: held_at(pharmacy, request), message="the request reaching the pharmacy")
-    prescribing.prescription_cancel(node=nodes["gp"], request=request, reason_code="0005")
-    wait_for(lambda: status(request) == "cancelled", message="the cancellation")
-    assert status(copy) == "cancelled"
-    assert json.loads(copy.text)["statusReason"]["coding"][0]["code"] == "0005"
-    with pytest.raises(FHIRError) as refused:
-        dispensing.dispense_complete(node=pharmacy, request=copy)
-    assert refused.value.status == 409
-    assert list(dispensing.worklist(node=pharmacy)) == []
-
-
 def test_prescriber_hosted_pharmacy_fetches_after_a_notification_and_pushes_its_dispense(nodes, worker):
     pharmacy = nodes["pharmacy-prescriber-hosted"]
     (request,) = issue(nodes, "pharmacy-prescriber-hosted")
