@@ -282,3 +282,23 @@ def test_a_deleted_subscription_sends_nothing_more(api, receiver, worker):
     assert receiver.notifications() == []
     stopped = Message.objects.get(kind="subscription.event")
     assert (stopped.status, stopped.last_error) == ("dead", "The subscription was deleted.")
+
+
+def test_fhirpy_subscribes_and_reads_its_status(api, receiver, worker):
+    from fhirpy import SyncFHIRClient
+
+    client = SyncFHIRClient(api.base, authorization=bearer("broker")["Authorization"])
+    subscription = client.resource(
+        "Subscription", **topic_subscription(receiver.url, content="full-resource")
+    )
+    subscription.save()
+    wait_for(
+        lambda: client.reference("Subscription", subscription.id).to_resource()["status"] == "active",
+        message="the handshake",
+    )
+    client.resource("MedicationRequest", **for_pharmacy("FEW08")).save()
+    wait_for(receiver.notifications, message="the notification")
+    status = client.reference("Subscription", subscription.id).execute("$status", method="get")
+    parameters = {p["name"]: p for p in status["entry"][0]["resource"]["parameter"]}
+    assert parameters["events-since-subscription-start"]["valueString"] == "1"
+    assert parameters["status"]["valueCode"] == "active"
