@@ -20,7 +20,7 @@ def subscribe(
     filters: list[str],
     content: str,
     endpoint: str,
-    header: str,
+    header: str = "",
     heartbeat_seconds: int = 0,
 ) -> Message:
     """Ask the partner for a topic-based subscription, through the outbox; asking again while
@@ -30,7 +30,7 @@ def subscribe(
         "endpoint": endpoint,
         "payload": "application/fhir+json",
         "_payload": {"extension": [{"url": PAYLOAD_CONTENT, "valueCode": content}]},
-        "header": [header],
+        **({"header": [header]} if header else {}),
     }
     if heartbeat_seconds:
         channel["extension"] = [{"url": HEARTBEAT_PERIOD, "valueUnsignedInt": heartbeat_seconds}]

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from exchange.models import Message, Subscription, SubscriptionEvent
+from exchange.models import Message, Partner, Subscription, SubscriptionEvent
 from exchange.services import message_enqueue
 from exchange.subscription_status import notification_text
 from exchange.topics import TOPICS
@@ -242,8 +242,12 @@ def _event(subscription: Subscription, record: Resource, content: dict) -> None:
 def _enqueue(
     subscription: Subscription, kind: str, body: str, *, method: str = "POST", url: str = ""
 ) -> None:
+    """Queue a delivery. To an endpoint in this node's directory it carries the token the
+    directory holds for that partner, so subscribers need not put a secret in the resource."""
+    partner = Partner.objects.filter(node=subscription.node, notification_url=subscription.endpoint).first()
     message_enqueue(
         node=subscription.node,
+        partner=partner,
         key=subscription.key,
         kind=kind,
         method=method,

@@ -106,7 +106,8 @@ def _seed_directory() -> None:
 
 def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
     """shared-record-events: the pharmacy subscribes to requests for it, the gp to dispenses of
-    its prescriptions by that pharmacy; each gives the broker a token to call it back with."""
+    its prescriptions by that pharmacy. The broker's directory holds the token it calls each back
+    with (the Subscription resources hold no secret)."""
     from exchange.models import Partner
     from exchange.notifications import TOPIC_BASE
     from exchange.subscribing import subscribe
@@ -121,7 +122,7 @@ def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
         (pharmacy, Partner.Role.PHARMACY, "medication-request", to_dispense),
         (gp, Partner.Role.PRESCRIBER, "medication-dispense", dispensed),
     ):
-        token = directory_entry(broker, subscriber, role, "shared-record-events")
+        directory_entry(broker, subscriber, role, "shared-record-events")
         subscribe(
             node=subscriber,
             partner=Partner.objects.get(node=subscriber, role=Partner.Role.BROKER),
@@ -129,14 +130,12 @@ def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
             filters=[criterion],
             content="full-resource",
             endpoint=f"{demo_url()}/{subscriber.slug}/notifications",
-            header=f"Authorization: Bearer {token}",
             heartbeat_seconds=60,
         )
 
 
-def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -> str:
-    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code);
-    return the token."""
+def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -> None:
+    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code)."""
     from exchange.models import Partner
 
     token = f"{owner.slug}@{partner.slug}.{demo_password()}"
@@ -154,4 +153,3 @@ def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -
             "poll_interval": 2,
         },
     )
-    return token

@@ -11,6 +11,7 @@ from django.db import transaction
 from dispensing import services as dispensing
 from exchange.models import Message, ReceivedEvent
 from fhirserver import services
+from fhirserver.models import Resource
 from prescribing import services as prescribing
 from tests.exchange.flows import PARACETAMOL, dispenses_at, held_at, history, issue, status, subscribed
 from tests.factories import make_medication_request
@@ -42,6 +43,9 @@ def test_issue_claim_complete_through_the_brokers_events(nodes, worker, screens)
     assert status(second) == "active"
     assert [d["status"] for d in dispenses_at(gp)] == ["completed"]  # the claim's event, then this one
 
+    # The broker calls each back with the token its directory holds; the resources hold no secret.
+    for subscription in Resource.objects.filter(node=broker, resource_type="Subscription"):
+        assert "header" not in json.loads(subscription.text)["channel"]
     sent = set(Message.objects.filter(node__in=[gp, pharmacy]).values_list("kind", flat=True))
     assert not {k for k in sent if k.startswith("notify.") or k == "dispense.poll"}
     assert not Message.objects.filter(status=Message.Status.DEAD).exists()
