@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from exchange.selectors import messages_dead, messages_waiting
+from exchange.selectors import exchange_summary
 from nodes.models import Node
 from nodes.selectors import membership_for_user
 from prescribing.selectors import prescriptions
@@ -14,13 +14,6 @@ from prescribing.selectors import prescriptions
 
 @login_required
 def prescriptions_page(request: HttpRequest, node: str) -> HttpResponse:
-    membership = membership_for_user(user=request.user, slug=node)
-    if membership.node.kind != Node.Kind.PRESCRIBING:
-        raise Http404("Not a prescribing node")
-    context = {
-        "node": membership.node,
-        "prescriptions": prescriptions(node=membership.node),
-        "dead": messages_dead(node=membership.node),
-        "waiting": messages_waiting(node=membership.node),
-    }
+    here = membership_for_user(user=request.user, slug=node, kind=Node.Kind.PRESCRIBING).node
+    context = {"node": here, "prescriptions": prescriptions(node=here), **exchange_summary(node=here)}
     return render(request, "prescribing/prescriptions.html", context)
