@@ -51,37 +51,42 @@ def dispenses_for(*, node: Node, request: Resource) -> QuerySet[Resource]:
 
 def dispense_claim(*, node: Node, request: Resource) -> Resource:
     """Take the request on: a MedicationDispense in progress (a polling prescriber sees it).
+    Claiming again what this pharmacy has claimed returns that claim."""
+    existing = _dispensable(node, request, jsonio.loads(request.text))
+    if existing:
+        return existing[0]
+    return _dispense(node, request, status="in-progress")
 
-    In the shared record the claim is made at the broker first, while the pharmacist waits and
-    outside any transaction here: the broker refuses a second pharmacy's claim (409), and the
-    pharmacist must know at once.
-    """
+
+def dispense_complete(*, node: Node, request: Resource, days_supply: int | None = None) -> Resource:
+    """Hand the medicine over: the dispense is completed and shared along the route."""
+    return _dispense(node, request, status="completed", days_supply=days_supply)
+
+
+def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002") -> Resource:
+    """Decline the request (returned to the prescriber, who may send it elsewhere)."""
+    return _dispense(node, request, status="declined", reason_code=reason_code)
+
+
+def _dispense(node: Node, request: Resource, *, status: str, **details) -> Resource:
+    """Record a dispense here. In the shared record, a dispense that is not the completion of this
+    pharmacy's claim is made at the broker first, while the pharmacist waits and outside any
+    transaction here: the broker refuses a claim on an item another pharmacy holds (409) or that
+    was cancelled (422), and the pharmacist must know at once."""
     content = jsonio.loads(request.text)
     dispense_id = str(uuid.uuid4())
-    if _prescriber(node, content).topology in SHARED_RECORDS:
-        _dispensable(node, request, content)
+    if _prescriber(node, content).topology in SHARED_RECORDS and not _dispensable(node, request, content):
         dispense = medication.dispense_build(
             request=content,
             dispense_id=dispense_id,
-            status="in-progress",
+            status=status,
             pharmacy_ods=node.ods_code,
             when=timezone.now(),
+            **details,
         )
         claim_at_broker(node=node, broker=broker_for(node=node), dispense=dispense)
     with transaction.atomic():
-        return _record(node, request, status="in-progress", dispense_id=dispense_id)
-
-
-@transaction.atomic
-def dispense_complete(*, node: Node, request: Resource, days_supply: int | None = None) -> Resource:
-    """Hand the medicine over: the dispense is completed and shared along the route."""
-    return _record(node, request, status="completed", days_supply=days_supply)
-
-
-@transaction.atomic
-def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002") -> Resource:
-    """Decline the request (returned to the prescriber, who may send it elsewhere)."""
-    return _record(node, request, status="declined", reason_code=reason_code)
+        return _record(node, request, status=status, dispense_id=dispense_id, **details)
 
 
 def _dispensable(node: Node, request: Resource, content: dict) -> list[Resource]:

@@ -13,8 +13,8 @@ CLAIMING = {"in-progress", "completed"}
 
 
 def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
-    """Refuse a claim on a cancelled item (422), and a second pharmacy's claim on an item another
-    pharmacy holds (409)."""
+    """Refuse a claim on a cancelled or withdrawn item (422), and a second pharmacy's claim on an
+    item another pharmacy holds (409)."""
     if node.kind != Node.Kind.BROKER or content.get("status") not in CLAIMING:
         return
     item = medication.prescribed_item(content)
@@ -30,11 +30,12 @@ def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
         .select_for_update(of=("self",))
         .first()
     )
-    if request is not None and jsonio.loads(request.text).get("status") == "cancelled":
+    status = jsonio.loads(request.text).get("status") if request is not None else "active"
+    if status not in ("active", "completed"):  # cancelled, or withdrawn from the shared record
         raise FHIRError(
             422,
             "business-rule",
-            "This prescription item has been cancelled; it cannot be dispensed.",
+            f"This prescription item is {status} in the shared record; it cannot be dispensed here.",
             ["MedicationDispense.authorizingPrescription"],
         )
     params = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}"), ("status", ",".join(sorted(CLAIMING)))]

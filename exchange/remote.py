@@ -86,9 +86,11 @@ def remote_update(
     kind: str,
     then: str = "",
     otherwise: str = "",
+    create_missing: bool = False,
     context: dict | None = None,
 ) -> Message:
-    """Change the partner's copy of a resource: GET it by identifier, then PUT it with If-Match.
+    """Change the partner's copy of a resource: GET it by identifier, then PUT it with If-Match
+    (or, with create_missing and changes that make a whole resource, POST it if there is none).
 
     The PUT is queued when the GET returns, so a message queued now for the same key would
     overtake it: chain what must follow the change with `then` (called on the PUT's success);
@@ -104,13 +106,36 @@ def remote_update(
         kind=f"{kind}.fetch",
         on_success="exchange.remote.put_changed",
         on_failure=otherwise,
-        context={"changes": changes, "then": then, "otherwise": otherwise, "kind": kind, **(context or {})},
+        context={
+            "changes": changes,
+            "then": then,
+            "otherwise": otherwise,
+            "kind": kind,
+            "create": [resource_type, system, value] if create_missing else None,
+            **(context or {}),
+        },
     )
 
 
 def put_changed(*, message: Message, answer) -> None:
     """Second half of remote_update: apply the changes to what was fetched and PUT it back."""
     found = entries(answer.body)
+    if not found and message.context.get("create"):
+        resource_type, system, value = message.context["create"]
+        message_enqueue(
+            node=message.node,
+            partner=message.partner,
+            key=message.key,
+            kind=message.context["kind"],
+            method="POST",
+            url=f"{message.partner.fhir_base}/{resource_type}",
+            body=jsonio.dumps(message.context["changes"]),
+            headers={"If-None-Exist": f"identifier={system}|{value}"},
+            on_success=message.context["then"],
+            on_failure=message.context["otherwise"],
+            context=message.context,
+        )
+        return
     if not found:
         raise FHIRError(404, "not-found", f"The partner has no resource at {message.url}.")
     current = found[0]

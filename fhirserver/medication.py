@@ -144,8 +144,8 @@ def _organization(ods_code: str) -> dict:
 
 
 def item_id(request: dict) -> str:
-    """Return a MedicationRequest's line-item identifier value."""
-    return next(i["value"] for i in request["identifier"] if i.get("system") == ITEM_SYSTEM)
+    """Return a MedicationRequest's line-item identifier value ("" when it has none)."""
+    return next((i["value"] for i in request.get("identifier", []) if i.get("system") == ITEM_SYSTEM), "")
 
 
 def group_id(request: dict) -> str:

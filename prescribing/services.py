@@ -133,37 +133,51 @@ def _cancel_here(node: Node, record: Resource, reason_code: str) -> dict:
 
 @transaction.atomic
 def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str) -> Resource:
-    """Send a returned (declined) prescription to another pharmacy."""
+    """Send a prescription its pharmacy returned (declined) to another pharmacy. The shared
+    record follows: it holds the request for a pharmacy that reads it there, and the request is
+    withdrawn from it (stopped) when it moves to one that does not."""
     content = jsonio.loads(request.text)
-    if content["status"] != "active":
-        raise FHIRError(409, "business-rule", "Only an active prescription can be re-nominated.")
-    previous = _pharmacy(node, medication.nominated_ods(content))
+    if content["status"] != "active" or not medication.returned(content):
+        raise FHIRError(
+            409, "business-rule", "Only a prescription its pharmacy has returned can be re-nominated."
+        )
     pharmacy = _pharmacy(node, pharmacy_ods)
+    if _declined_by(node, content, pharmacy_ods):
+        raise FHIRError(409, "business-rule", f"{pharmacy.name} has declined this prescription already.")
+    previous = _pharmacy(node, medication.nominated_ods(content))
     updated = medication.renominated(content, pharmacy_ods)
     record = _save(node, request, updated)
-    if previous.topology not in SHARED_RECORDS:
-        _send(node, pharmacy, updated, kind="request.renominate")
+    shared = {
+        "node": node,
+        "partner": broker_for(node=node) if SHARED_RECORDS & {pharmacy.topology, previous.topology} else None,
+        "key": medication.group_id(content),
+        "resource_type": "MedicationRequest",
+        "identifier": (ITEM_SYSTEM, medication.item_id(content)),
+        "kind": "request.renominate",
+    }
+    if pharmacy.topology in SHARED_RECORDS:  # then a shared-record pharmacy is told (the token)
+        tell = pharmacy.topology == Topology.SHARED_RECORD
+        remote_update(
+            **shared,
+            changes={k: v for k, v in updated.items() if k not in ("id", "meta")},
+            create_missing=True,
+            then="exchange.notifications.notify_after" if tell else "",
+            context={"notify": _request_event(pharmacy, updated)},
+        )
         return record
-    # The shared record names the new pharmacy too. A new shared-record pharmacy is told after
-    # that (with events, the broker tells it); any other is sent the request as its route says.
-    then, context = "", {}
-    if pharmacy.topology == Topology.SHARED_RECORD:
-        then = "exchange.notifications.notify_after"
-        context = {"notify": _request_event(pharmacy, updated)}
-    elif pharmacy.topology not in SHARED_RECORDS:
-        _send(node, pharmacy, updated, kind="request.renominate")
-    remote_update(
-        node=node,
-        partner=broker_for(node=node),
-        key=medication.group_id(content),
-        resource_type="MedicationRequest",
-        identifier=(ITEM_SYSTEM, medication.item_id(content)),
-        changes={"dispenseRequest": updated["dispenseRequest"]},
-        kind="request.renominate",
-        then=then,
-        context=context,
-    )
+    _send(node, pharmacy, updated, kind="request.renominate")
+    if previous.topology in SHARED_RECORDS:
+        remote_update(**shared, changes={"status": "stopped", "dispenseRequest": updated["dispenseRequest"]})
     return record
+
+
+def _declined_by(node: Node, request: dict, pharmacy_ods: str) -> bool:
+    params = [
+        ("prescription:identifier", f"{ITEM_SYSTEM}|{medication.item_id(request)}"),
+        ("status", "declined"),
+        ("performer:identifier", f"{medication.ODS_SYSTEM}|{pharmacy_ods}"),
+    ]
+    return matching(node=node, resource_type="MedicationDispense", params=params, strict=True).exists()
 
 
 def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
@@ -268,6 +282,17 @@ def _request_for(node: Node, item: str) -> Resource | None:
     return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).first()
 
 
+def _sent(node: Node, pharmacy: Partner, request: dict) -> bool:
+    """True when the request has reached the pharmacy (no sending of it there is undelivered)."""
+    sending = Message.objects.filter(
+        node=node, partner=pharmacy, key=medication.group_id(request), kind__in=SENDING
+    )
+    return bool(medication.item_id(request)) and not sending.exclude(status=Message.Status.DELIVERED).exists()
+
+
+SENDING = ("request.create", "request.renominate")
+
+
 def dispensers_poll() -> int:
     """Ask dispenser-hosted pharmacies about open requests that are due a poll; return how many."""
     now = timezone.now()
@@ -282,8 +307,8 @@ def dispensers_poll() -> int:
         ]
         for request in matching(node=node, resource_type="MedicationRequest", params=params, strict=True):
             content = jsonio.loads(request.text)
-            if medication.returned(content):
-                continue  # declined there: nothing more to learn until it is re-nominated
+            if medication.returned(content) or not _sent(node, pharmacy, content):
+                continue  # declined there, or not (yet) there: nothing to learn by asking
             # Polls are keyed by item: each item is polled on its own, whatever its siblings do.
             item = medication.item_id(content)
             recent = Message.objects.filter(

@@ -225,32 +225,32 @@ def test_shared_record_decline_then_renominated_and_the_record_follows(nodes, wo
 
     prescribing.prescription_renominate(node=gp, request=request, pharmacy_ods=taking.ods_code)
     shared = held_at(broker, request)
-    wait_for(
-        lambda: (
-            status(shared)
-            and json.loads(shared.text)["dispenseRequest"]["performer"]["identifier"]["value"]
-            == taking.ods_code
-        ),
-        message="the shared record naming the new pharmacy",
-    )
+    wait_for(lambda: status(shared) == "stopped", message="the request withdrawn from the shared record")
+    assert json.loads(shared.text)["dispenseRequest"]["performer"]["identifier"]["value"] == taking.ods_code
     moved = wait_for(lambda: held_at(taking, request), message="the new pharmacy fetching the request")
     dispensing.dispense_complete(node=taking, request=moved)
     wait_for(lambda: status(request) == "completed", message="the prescriber's request completing")
     assert not dead(gp, "request.renominate")
 
+    # The token no longer dispenses anywhere: the shared record refuses a claim on it.
+    with pytest.raises(FHIRError) as refused:
+        dispensing.dispense_claim(node=declining, request=copy)
+    assert refused.value.status in (409, 422)
 
-@pytest.mark.parametrize("topology", ["peer-to-peer", "prescriber-hosted"])
-def test_a_late_decline_from_the_first_pharmacy_does_not_return_the_request(nodes, worker, topology):
-    """Only the nominated pharmacy can return a request."""
-    gp, first = nodes["gp"], nodes[f"pharmacy-{topology}"]
-    (request,) = issue(nodes, f"pharmacy-{topology}")
+
+def test_only_a_returned_request_is_renominated_and_not_to_a_pharmacy_that_declined(nodes, worker):
+    gp, first = nodes["gp"], nodes["pharmacy-peer-to-peer"]
+    (request,) = issue(nodes, "pharmacy-peer-to-peer")
     copy = wait_for(lambda: held_at(first, request), message="the request reaching the pharmacy")
-    prescribing.prescription_renominate(
-        node=gp, request=request, pharmacy_ods=nodes["pharmacy-dispenser-hosted"].ods_code
-    )
+    with pytest.raises(FHIRError) as refused:  # still with its pharmacy, which may be dispensing it
+        prescribing.prescription_renominate(node=gp, request=request, pharmacy_ods="VNE51")
+    assert refused.value.status == 409
     dispensing.dispense_decline(node=first, request=copy)
-    wait_for(lambda: [d["status"] for d in dispenses_at(gp)] == ["declined"], message="the decline")
-    assert not is_returned(request)
+    wait_for(lambda: is_returned(request), message="the return")
+    with pytest.raises(FHIRError) as again:
+        prescribing.prescription_renominate(node=gp, request=request, pharmacy_ods=first.ods_code)
+    assert "declined" in str(again.value)
+    assert is_returned(request)
 
 
 def test_peer_to_peer_decline_then_renominated_to_a_pharmacy_the_prescriber_polls(nodes, worker, screens):

@@ -119,12 +119,17 @@ def test_two_pharmacies_claiming_one_shared_record_prescription(nodes, worker):
     from exchange.copies import copy_store
 
     other_copy = copy_store(node=second, resource=json.loads(shared.text))
-    dispensing.dispense_claim(node=first, request=copy)
+    claim = dispensing.dispense_claim(node=first, request=copy)
+    assert dispensing.dispense_claim(node=first, request=copy).pk == claim.pk  # a repeat: the same claim
     with pytest.raises(FHIRError) as refused:
         dispensing.dispense_claim(node=second, request=other_copy)
     assert refused.value.status == 409
     assert "FH542" in str(refused.value)
+    with pytest.raises(FHIRError) as handed_over:  # nor can it hand over without claiming
+        dispensing.dispense_complete(node=second, request=other_copy)
+    assert handed_over.value.status == 409
     assert dispenses_at(second) == []
+    assert [d["status"] for d in dispenses_at(nodes["broker"])] == ["in-progress"]
 
 
 @pytest.mark.parametrize("topology", [t.value for t in Topology])

@@ -6,7 +6,7 @@ import statistics
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from dispensing import services as dispensing
@@ -104,8 +104,15 @@ class Command(BaseCommand):
             if dispenses.count() > 1:
                 raise CommandError(f"{item}: {dispenses.count()} dispenses at gp")
 
+    def _subscriptions(self):
+        """The broker's subscriptions of the gp and the shared-record-events pharmacy."""
+        ends = [
+            Q(endpoint__endswith=f"/{slug}/notifications") for slug in ("gp", "pharmacy-shared-record-events")
+        ]
+        return Subscription.objects.filter(ends[0] | ends[1], node__slug="broker")
+
     def _wait_subscribed(self, started: float, timeout: float) -> None:
-        active = Subscription.objects.filter(node__slug="broker", status=Subscription.Status.ACTIVE)
+        active = self._subscriptions().filter(status=Subscription.Status.ACTIVE)
         deadline = time.monotonic() + timeout
         while active.count() < 2:
             if time.monotonic() > deadline:
@@ -114,8 +121,11 @@ class Command(BaseCommand):
         self._say(started, "the gp and the pharmacy are subscribed at the broker")
 
     def _check_events(self, started: float, since, timeout: float) -> None:
-        """Every event notified since the start was delivered, each with one successful attempt."""
-        events = Message.objects.filter(node__slug="broker", kind="subscription.event", created__gte=since)
+        """Every event notified to them since the start was delivered, each taken once."""
+        keys = [subscription.key for subscription in self._subscriptions()]
+        events = Message.objects.filter(
+            node__slug="broker", kind="subscription.event", key__in=keys, created__gte=since
+        )
         deadline = time.monotonic() + timeout
         while events.exclude(status=Message.Status.DELIVERED).exists():  # the last ones in flight
             if time.monotonic() > deadline or events.filter(status=Message.Status.DEAD).exists():
