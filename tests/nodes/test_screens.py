@@ -66,3 +66,16 @@ def test_each_kind_of_node_has_its_own_screen(client, prescriber):
     assert client.get("/gp/prescriptions").status_code == 200
     assert b"No prescriptions yet" in client.get("/gp/prescriptions").content
     assert client.get("/gp/worklist").status_code == 404
+
+
+def test_a_request_from_elsewhere_without_an_item_id_is_listed_not_a_500(client, prescriber, gp):
+    from fhirserver.services import resource_create
+    from tests.factories import make_medication_request
+
+    resource_create(
+        node=gp, resource_type="MedicationRequest", content=make_medication_request(identifier=[])
+    )
+    client.force_login(prescriber)
+    page = client.get("/gp/prescriptions")
+    assert page.status_code == 200
+    assert b"Paracetamol" in page.content
