@@ -123,6 +123,8 @@ FHIR_OPERATIONS = {
     ("Subscription", "events"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
     "backport-subscription-events",
 }
+# The subscription topics offered, by canonical URL (declared in the CapabilityStatement).
+FHIR_SUBSCRIPTION_TOPICS = "exchange.topics.TOPICS"
 # Hosts that Subscription notifications may be sent to (a subscription elsewhere is refused).
 SUBSCRIPTION_ENDPOINT_HOSTS = env_list("SUBSCRIPTION_ENDPOINT_HOSTS", ["127.0.0.1", "localhost"])
 FHIR_DELETE_HANDLERS = {"Subscription": ["exchange.subscriptions.subscription_deleted"]}

@@ -6,6 +6,7 @@ from functools import cache
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from fhirserver.registry import FHIR_VERSION, RESOURCE_TYPES
 from fhirserver.searchparams import BY_TYPE, params_for
@@ -23,6 +24,10 @@ TYPE_INTERACTIONS = (
 )
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 FORMATS = ["application/fhir+json", "application/json"]
+TOPIC_CANONICAL = (
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+    "capabilitystatement-subscriptiontopic-canonical"
+)
 
 
 def capability_statement(*, node: Node, base: str) -> dict:
@@ -73,7 +78,14 @@ def _resource(resource_type: str) -> dict:
         for (on_type, name), definition in settings.FHIR_OPERATIONS.items()
         if on_type == resource_type
     ]
+    extensions = []
+    if resource_type == "Subscription":  # the topics offered (R4 Subscriptions Backport)
+        extensions = [
+            {"url": TOPIC_CANONICAL, "valueCanonical": url}
+            for url in import_string(settings.FHIR_SUBSCRIPTION_TOPICS)
+        ]
     return {
+        **({"extension": extensions} if extensions else {}),
         "type": resource_type,
         **({"operation": operations} if operations else {}),
         "interaction": [{"code": code} for code in TYPE_INTERACTIONS],

@@ -268,6 +268,8 @@ def test_the_capability_statement_declares_the_operations(api):
     metadata = requests.get(f"{api.base}/metadata", timeout=10).json()
     (subscription,) = [r for r in metadata["rest"][0]["resource"] if r["type"] == "Subscription"]
     assert {o["name"] for o in subscription["operation"]} == {"status", "events"}
+    topics = {e["valueCanonical"] for e in subscription["extension"] if e["url"].endswith("topic-canonical")}
+    assert topics == {REQUEST_TOPIC, TOPIC_BASE + "medication-dispense"}
 
 
 def test_a_deleted_subscription_sends_nothing_more(api, receiver, worker):
