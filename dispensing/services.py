@@ -9,15 +9,16 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from exchange import http
-from exchange.models import SHARED_RECORDS, Attempt, Partner, Topology
-from exchange.notifications import notify
+from exchange.models import SHARED_RECORDS, Partner, Topology
+from exchange.notifications import notify_event
 from exchange.remote import broker_for, partner_for, remote_create, remote_update
-from exchange.services import FHIR_HEADERS
+from exchange.services import attempt_log, partner_headers
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import DISPENSE_SYSTEM, ITEM_SYSTEM
 from fhirserver.models import Resource
 from fhirserver.search import matching
+from fhirserver.selectors import dispenses_for_item
 from nodes.models import Node
 
 # Topologies in which the pharmacy sends its dispense to the prescriber.
@@ -44,9 +45,7 @@ def worklist(*, node: Node) -> QuerySet[Resource]:
 
 def dispenses_for(*, node: Node, request: Resource) -> QuerySet[Resource]:
     """Return this pharmacy's dispenses for a request."""
-    item = medication.item_id(jsonio.loads(request.text))
-    params = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}")]
-    return matching(node=node, resource_type="MedicationDispense", params=params, strict=True)
+    return dispenses_for_item(node=node, item=medication.item_id(jsonio.loads(request.text)))
 
 
 def dispense_claim(*, node: Node, request: Resource) -> Resource:
@@ -153,8 +152,12 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
         # The shared record takes the dispense, then the prescriber is told (by the broker's
         # subscription, with events; by this pharmacy, without).
         broker, tell = broker_for(node=node), prescriber.topology == Topology.SHARED_RECORD
-        spec = {"partner": prescriber.pk, "event": "medication-dispense", "focus_type": "MedicationDispense"}
-        spec["focus"] = list(identifier)
+        event = {
+            "partner": prescriber.pk,
+            "event": "medication-dispense",
+            "focus_type": "MedicationDispense",
+            "focus": list(identifier),
+        }
         if claimed:  # update the claim at the broker
             changes = {k: v for k, v in clean.items() if k not in ("identifier", "resourceType")}
             remote_update(
@@ -166,12 +169,10 @@ def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, cl
                 changes=changes,
                 kind=kind,
                 then="exchange.notifications.notify_after" if tell else "",
-                context={"notify": spec},
+                context={"notify": event},
             )
-        else:
-            remote_create(node=node, partner=broker, key=key, content=clean, identifier=identifier, kind=kind)
-            if tell:
-                notify(node=node, key=key, **{**spec, "partner": prescriber, "focus": identifier})
+        elif tell:  # the broker took the dispense while the pharmacist waited (_dispense)
+            notify_event(node=node, key=key, event=event)
     else:
         raise FHIRError(501, "not-supported", f"The {prescriber.topology} topology is not built yet.")
 
@@ -180,22 +181,12 @@ def claim_at_broker(*, node: Node, broker: Partner, dispense: dict) -> None:
     """POST the claim to the shared record now; refuse here what the broker refuses."""
     clean = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
     identifier = dispense["identifier"][0]
-    headers = {
-        **FHIR_HEADERS,
-        "Authorization": f"Bearer {broker.token}",
-        "If-None-Exist": f"identifier={identifier['system']}|{identifier['value']}",
-    }
+    headers = partner_headers(
+        broker, {"If-None-Exist": f"identifier={identifier['system']}|{identifier['value']}"}
+    )
     url = f"{broker.fhir_base}/MedicationDispense"
     answer = http.send("POST", url, headers=headers, body=jsonio.dumps(clean))
-    Attempt.objects.create(
-        node=node,
-        number=1,
-        method="POST",
-        url=url,
-        status_code=answer.status,
-        duration_ms=answer.duration_ms,
-        error=answer.error or ("" if answer.ok else answer.body[:2000]),
-    )
+    attempt_log(node_id=node.pk, method="POST", url=url, answer=answer)
     if answer.ok:
         return
     if answer.status in (409, 422):

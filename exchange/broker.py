@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fhirserver import jsonio, medication
 from fhirserver.errors import FHIRError
-from fhirserver.medication import ITEM_SYSTEM
 from fhirserver.models import Resource
-from fhirserver.search import matching
+from fhirserver.selectors import dispenses_for_item, request_for_item
 from nodes.models import Node
 
 CLAIMING = {"in-progress", "completed"}
@@ -20,16 +19,9 @@ def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
     item = medication.prescribed_item(content)
     if not item:
         return
-    request = (  # locked: a cancellation of it waits for this claim, or this claim for it
-        matching(
-            node=node,
-            resource_type="MedicationRequest",
-            params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
-            strict=True,
-        )
-        .select_for_update(of=("self",))
-        .first()
-    )
+    request = request_for_item(node=node, item=item)
+    if request is not None:  # locked: a cancellation of it waits for this claim, or this claim for it
+        request = Resource.objects.select_for_update().get(pk=request.pk)
     status = jsonio.loads(request.text).get("status") if request is not None else "active"
     if status not in ("active", "completed"):  # cancelled, or withdrawn from the shared record
         raise FHIRError(
@@ -38,10 +30,8 @@ def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
             f"This prescription item is {status} in the shared record; it cannot be dispensed here.",
             ["MedicationDispense.authorizingPrescription"],
         )
-    params = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}"), ("status", ",".join(sorted(CLAIMING)))]
-    others = matching(node=node, resource_type="MedicationDispense", params=params, strict=True).exclude(
-        pk=record.pk
-    )
+    claims = dispenses_for_item(node=node, item=item, params=[("status", ",".join(sorted(CLAIMING)))])
+    others = claims.exclude(pk=record.pk)
     mine = medication.performer_ods(content)
     for other in others:
         holder = medication.performer_ods(jsonio.loads(other.text))

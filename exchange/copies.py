@@ -5,14 +5,24 @@ from __future__ import annotations
 from exchange.models import Message
 from exchange.remote import entries
 from fhirserver import jsonio, services
+from fhirserver.errors import FHIRError
 from fhirserver.models import Resource
 from fhirserver.search import matching
 from nodes.models import Node
 
 
 def copy_store(*, node: Node, resource: dict) -> Resource:
-    """Store a partner's resource here: create it, or update the copy when it has changed."""
-    identifier = resource["identifier"][0]
+    """Store a partner's resource here: create it, or update the copy when it has changed. A copy
+    is kept by its business identifier, so a resource without one is refused (422)."""
+    identifiers = resource.get("identifier")
+    identifier = identifiers[0] if isinstance(identifiers, list) and identifiers else None
+    if not isinstance(identifier, dict) or not identifier.get("system") or not identifier.get("value"):
+        raise FHIRError(
+            422,
+            "required",
+            "A resource shared between nodes needs a business identifier (system and value).",
+            [f"{resource.get('resourceType')}.identifier"],
+        )
     token = f"{identifier['system']}|{identifier['value']}"
     content = {k: v for k, v in resource.items() if k not in ("id", "meta")}
     existing = matching(

@@ -131,14 +131,18 @@ def notify_after(*, message: Message, answer) -> None:
     """Send the notification a message's context holds, once that message is delivered (a
     remote_update's PUT is queued only when its GET returns, so a notification queued beside it
     would overtake it)."""
-    spec = message.context["notify"]
-    notify(
-        node=message.node,
-        partner=Partner.objects.get(pk=spec["partner"]),
-        key=message.key,
-        event=spec["event"],
-        focus_type=spec["focus_type"],
-        focus=tuple(spec["focus"]),
+    notify_event(node=message.node, key=message.key, event=message.context["notify"])
+
+
+def notify_event(*, node: Node, key: str, event: dict) -> Message:
+    """Send a notification described as a (JSON) event: partner pk, event, focus type, focus."""
+    return notify(
+        node=node,
+        partner=Partner.objects.get(pk=event["partner"]),
+        key=key,
+        event=event["event"],
+        focus_type=event["focus_type"],
+        focus=tuple(event["focus"]),
     )
 
 
@@ -298,8 +302,10 @@ def _parse(bundle: dict) -> Notification:
         note.focus = (focus["identifier"]["system"], focus["identifier"]["value"])
         resources = [e["resource"] for e in bundle["entry"][1:] if "resource" in e]
         note.resource = resources[0] if resources else None
+        if note.resource is not None and note.resource.get("resourceType") != note.focus_type:
+            raise ValueError("the resource sent is not the focus")
         return note
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise FHIRError(
             400,
             "invalid",

@@ -33,7 +33,16 @@ def broker_for(*, node: Node) -> Partner:
 
 
 def remote_create(
-    *, node: Node, partner: Partner, key: str, content: dict, identifier: tuple[str, str], kind: str
+    *,
+    node: Node,
+    partner: Partner,
+    key: str,
+    content: dict,
+    identifier: tuple[str, str],
+    kind: str,
+    then: str = "",
+    otherwise: str = "",
+    context: dict | None = None,
 ) -> Message:
     """POST a resource to the partner, conditionally on its business identifier."""
     system, value = identifier
@@ -46,6 +55,9 @@ def remote_create(
         url=f"{partner.fhir_base}/{content['resourceType']}",
         body=jsonio.dumps(content),
         headers={"If-None-Exist": f"identifier={system}|{value}"},
+        on_success=then,
+        on_failure=otherwise,
+        context=context,
     )
 
 
@@ -111,7 +123,8 @@ def remote_update(
             "then": then,
             "otherwise": otherwise,
             "kind": kind,
-            "create": [resource_type, system, value] if create_missing else None,
+            "create": create_missing,
+            "identifier": [system, value],
             **(context or {}),
         },
     )
@@ -120,19 +133,16 @@ def remote_update(
 def put_changed(*, message: Message, answer) -> None:
     """Second half of remote_update: apply the changes to what was fetched and PUT it back."""
     found = entries(answer.body)
-    if not found and message.context.get("create"):
-        resource_type, system, value = message.context["create"]
-        message_enqueue(
+    if not found and message.context.get("create"):  # the changes are a whole resource
+        remote_create(
             node=message.node,
             partner=message.partner,
             key=message.key,
+            content=message.context["changes"],
+            identifier=tuple(message.context["identifier"]),
             kind=message.context["kind"],
-            method="POST",
-            url=f"{message.partner.fhir_base}/{resource_type}",
-            body=jsonio.dumps(message.context["changes"]),
-            headers={"If-None-Exist": f"identifier={system}|{value}"},
-            on_success=message.context["then"],
-            on_failure=message.context["otherwise"],
+            then=message.context["then"],
+            otherwise=message.context["otherwise"],
             context=message.context,
         )
         return

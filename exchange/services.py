@@ -37,10 +37,6 @@ def message_enqueue(
 ) -> Message:
     """Write a message in the caller's transaction; it is sent once that commits."""
     now = timezone.now()
-    all_headers = dict(FHIR_HEADERS)
-    if partner is not None and partner.token:
-        all_headers["Authorization"] = f"Bearer {partner.token}"
-    all_headers.update(headers or {})
     message = Message.objects.create(
         node=node,
         partner=partner,
@@ -48,7 +44,7 @@ def message_enqueue(
         kind=kind,
         method=method,
         url=url,
-        headers=all_headers,
+        headers=partner_headers(partner, headers),
         body=body,
         on_success=on_success,
         on_failure=on_failure,
@@ -58,6 +54,28 @@ def message_enqueue(
     )
     transaction.on_commit(lambda: _schedule(message.pk))
     return message
+
+
+def partner_headers(partner: Partner | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The headers of a request to a partner: FHIR JSON, its bearer token, then any others."""
+    headers = dict(FHIR_HEADERS)
+    if partner is not None and partner.token:
+        headers["Authorization"] = f"Bearer {partner.token}"
+    return headers | (extra or {})
+
+
+def attempt_log(*, node_id: int, method: str, url: str, answer: http.Answer, message=None, number=1) -> None:
+    """Record one try at a partner: what was sent and what came back."""
+    Attempt.objects.create(
+        message=message,
+        node_id=node_id,
+        number=number,
+        method=method,
+        url=url,
+        status_code=answer.status,
+        duration_ms=answer.duration_ms,
+        error=answer.error or ("" if answer.ok else answer.body[:2000]),
+    )
 
 
 def _schedule(message_id: int) -> None:
@@ -92,15 +110,13 @@ def _deliver_once(message_id: int) -> Message | None:
         return None
     answer = http.send(message.method, message.url, headers=message.headers, body=message.body)
     with transaction.atomic():
-        Attempt.objects.create(
-            message=message,
+        attempt_log(
             node_id=message.node_id,
-            number=message.attempts + 1,
             method=message.method,
             url=message.url,
-            status_code=answer.status,
-            duration_ms=answer.duration_ms,
-            error=answer.error or ("" if answer.ok else answer.body[:2000]),
+            answer=answer,
+            message=message,
+            number=message.attempts + 1,
         )
         # Meanwhile the message may have been stopped (its subscription turned off): keep that.
         current = Message.objects.select_for_update().get(pk=message.pk)

@@ -133,7 +133,7 @@ def _index(node: Node, content: dict) -> dict:
 def _topic_index(node: Node, content: dict, url: str, channel: dict) -> dict:
     topic = TOPICS.get(url)
     if topic is None:
-        known = ", ".join(TOPICS)
+        known = "; ".join(f"{t.url}: {t.description}" for t in TOPICS.values())
         raise _refused(f"No topic {url!r} here; the topics are {known}.", "Subscription.criteria")
     filters = [
         extension.get("valueString", "")

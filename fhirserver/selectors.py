@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from fhirserver.errors import FHIRError
@@ -85,3 +85,26 @@ def resource_counts(*, node: Node) -> list[tuple[str, int]]:
         .order_by("resource_type")
     )
     return [(row["resource_type"], row["n"]) for row in rows]
+
+
+# A prescription item's resources at a node, found by its line-item identifier.
+
+
+def request_for_item(*, node: Node, item: str) -> Resource | None:
+    """Return the node's MedicationRequest for a line item, if it holds one."""
+    from fhirserver.medication import ITEM_SYSTEM
+    from fhirserver.search import matching
+
+    if not item:
+        return None
+    params = [("identifier", f"{ITEM_SYSTEM}|{item}")]
+    return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).first()
+
+
+def dispenses_for_item(*, node: Node, item: str, params: list[tuple[str, str]] = ()) -> QuerySet[Resource]:
+    """Return the node's MedicationDispenses for a line item (matching any further parameters)."""
+    from fhirserver.medication import ITEM_SYSTEM
+    from fhirserver.search import matching
+
+    every = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}"), *params]
+    return matching(node=node, resource_type="MedicationDispense", params=every, strict=True)

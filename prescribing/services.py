@@ -12,13 +12,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from exchange.models import SHARED_RECORDS, Message, Partner, Topology
-from exchange.notifications import notify
+from exchange.notifications import notify_event
 from exchange.remote import broker_for, partner_for, remote_create, remote_search, remote_update
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM
 from fhirserver.models import Resource
 from fhirserver.search import matching
+from fhirserver.selectors import dispenses_for_item, request_for_item
 from nodes.models import Node
 from prescribing.models import PrescriptionSequence
 
@@ -172,12 +173,8 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
 
 
 def _declined_by(node: Node, request: dict, pharmacy_ods: str) -> bool:
-    params = [
-        ("prescription:identifier", f"{ITEM_SYSTEM}|{medication.item_id(request)}"),
-        ("status", "declined"),
-        ("performer:identifier", f"{medication.ODS_SYSTEM}|{pharmacy_ods}"),
-    ]
-    return matching(node=node, resource_type="MedicationDispense", params=params, strict=True).exists()
+    params = [("status", "declined"), ("performer:identifier", f"{medication.ODS_SYSTEM}|{pharmacy_ods}")]
+    return dispenses_for_item(node=node, item=medication.item_id(request), params=params).exists()
 
 
 def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
@@ -197,14 +194,7 @@ def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
 
 
 def _notify_request(node: Node, pharmacy: Partner, content: dict) -> Message:
-    return notify(
-        node=node,
-        partner=pharmacy,
-        key=medication.group_id(content),
-        event="medication-request",
-        focus_type="MedicationRequest",
-        focus=(ITEM_SYSTEM, medication.item_id(content)),
-    )
+    return notify_event(node=node, key=medication.group_id(content), event=_request_event(pharmacy, content))
 
 
 def _request_event(pharmacy: Partner, content: dict) -> dict:
@@ -247,7 +237,7 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
     """A dispense reached this prescriber. Completed: complete the request it was for (a
     cancellation the pharmacy had not yet learnt of did not take: R-0004). Declined by the
     nominated pharmacy: the request stays active, marked returned, to be re-nominated."""
-    request = _request_for(node, medication.prescribed_item(dispense))
+    request = request_for_item(node=node, item=medication.prescribed_item(dispense))
     if request is None:
         return
     content = jsonio.loads(request.text)
@@ -273,13 +263,6 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
             changes={"status": "completed"},
             kind="request.complete",
         )
-
-
-def _request_for(node: Node, item: str) -> Resource | None:
-    if not item:
-        return None
-    params = [("identifier", f"{ITEM_SYSTEM}|{item}")]
-    return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).first()
 
 
 def _sent(node: Node, pharmacy: Partner, request: dict) -> bool:

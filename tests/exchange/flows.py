@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from exchange.models import Partner
-from fhirserver.medication import ITEM_SYSTEM, item_id, status_history
+from fhirserver.medication import item_id, status_history
 from fhirserver.models import Resource
-from fhirserver.search import matching
+from fhirserver.selectors import request_for_item
 from nodes.models import Node
 from prescribing import services as prescribing
 from tests.exchange.partner import FlakyPartner
@@ -24,9 +24,7 @@ def status(record: Resource) -> str:
 
 def held_at(node: Node, request: Resource) -> Resource | None:
     """Return the pharmacy's (or broker's) copy of a prescriber's request, once it has arrived."""
-    item = item_id(json.loads(request.text))
-    params = [("identifier", f"{ITEM_SYSTEM}|{item}")]
-    return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).first()
+    return request_for_item(node=node, item=item_id(json.loads(request.text)))
 
 
 def dispenses_at(node: Node) -> list[dict]:

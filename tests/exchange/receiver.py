@@ -28,7 +28,7 @@ class Received:
 
     @property
     def numbers(self) -> list[int]:
-        events = [p for p in json.loads(self.body)["entry"][0]["resource"]["parameter"]]
+        events = json.loads(self.body)["entry"][0]["resource"]["parameter"]
         return [
             int(part["valueString"])
             for event in events

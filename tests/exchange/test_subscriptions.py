@@ -261,6 +261,8 @@ def test_a_subscription_that_cannot_work_is_refused(api, receiver, change, path)
     answer = api.send("POST", "Subscription", {**topic_subscription(receiver.url), **change})
     assert answer.status_code == 422, answer.text
     assert answer.json()["issue"][0]["expression"] == [path]
+    if change.get("criteria", "").endswith("no-such-topic"):  # the answer names the topics there are
+        assert REQUEST_TOPIC in answer.json()["issue"][0]["diagnostics"]
     assert api.read("Subscription")["total"] == 0
 
 

@@ -146,3 +146,37 @@ def test_scenario_command_completes_every_prescription(nodes, worker, topology):
     assert f"all 3 completed over {topology}; nothing lost, nothing duplicated" in out.getvalue()
     assert "median" in out.getvalue()
     assert not Message.objects.filter(status=Message.Status.DEAD).exists()
+
+
+def test_a_notification_whose_resource_has_no_identifier_is_refused_and_nothing_kept(nodes, live_server):
+    from exchange.notifications import TOPIC_BASE, event_part, notification_bundle, status_parameters
+    from fhirserver.medication import ITEM_SYSTEM
+    from nodes.demo import demo_password
+
+    pharmacy = nodes["pharmacy-shared-record-events"]
+    status = status_parameters(
+        subscription="Subscription/1",
+        topic=TOPIC_BASE + "medication-request",
+        status="active",
+        kind="event-notification",
+        events_since=1,
+        events=[
+            event_part(
+                number=1,
+                focus={"type": "MedicationRequest", "identifier": {"system": ITEM_SYSTEM, "value": "x"}},
+            )
+        ],
+    )
+    bundle = notification_bundle(
+        status, [{"resource": {"resourceType": "MedicationRequest", "status": "active"}}]
+    )
+    answer = requests.post(
+        f"{live_server.url}/{pharmacy.slug}/notifications",
+        json=bundle,
+        headers={"Authorization": f"Bearer broker@{pharmacy.slug}.{demo_password()}"},
+        timeout=10,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["issue"][0]["expression"] == ["MedicationRequest.identifier"]
+    assert not ReceivedEvent.objects.filter(node=pharmacy).exists()
+    assert not Resource.objects.filter(node=pharmacy, resource_type="MedicationRequest").exists()

@@ -16,6 +16,7 @@ from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM, item_id
 from fhirserver.models import Resource
 from fhirserver.search import matching
+from fhirserver.selectors import dispenses_for_item, request_for_item
 from nodes.models import Node
 from prescribing import services as prescribing
 
@@ -51,11 +52,15 @@ class Command(BaseCommand):
         self._say(started, f"issued {count} prescription(s) at gp for {pharmacy.slug}")
 
         arrived = self._wait(
-            started, timeout, issued, lambda item: _request(pharmacy, item), "at the pharmacy"
+            started,
+            timeout,
+            issued,
+            lambda item: request_for_item(node=pharmacy, item=item),
+            "at the pharmacy",
         )
         dispensed: dict[str, float] = {}
         for item in issued:
-            copy = _request(pharmacy, item)
+            copy = request_for_item(node=pharmacy, item=item)
             try:
                 dispensing.dispense_claim(node=pharmacy, request=copy)
                 dispensing.dispense_complete(node=pharmacy, request=copy)
@@ -67,7 +72,7 @@ class Command(BaseCommand):
             started,
             timeout,
             issued,
-            lambda item: _status(_request(gp, item)) == "completed",
+            lambda item: _status(request_for_item(node=gp, item=item)) == "completed",
             "completed at gp",
         )
 
@@ -97,8 +102,13 @@ class Command(BaseCommand):
 
     def _check(self, gp: Node, pharmacy: Node, issued: dict) -> None:
         for item in issued:
-            copies = _matches(pharmacy, "MedicationRequest", "identifier", f"{ITEM_SYSTEM}|{item}").count()
-            dispenses = _matches(gp, "MedicationDispense", "prescription:identifier", f"{ITEM_SYSTEM}|{item}")
+            copies = matching(
+                node=pharmacy,
+                resource_type="MedicationRequest",
+                params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
+                strict=True,
+            ).count()
+            dispenses = dispenses_for_item(node=gp, item=item)
             if copies != 1:
                 raise CommandError(f"{item}: {copies} copies at the pharmacy")
             if dispenses.count() > 1:
@@ -146,14 +156,6 @@ class Command(BaseCommand):
 
     def _say(self, started: float, text: str) -> None:
         self.stdout.write(f"{time.monotonic() - started:7.2f} s  {text}")
-
-
-def _matches(node: Node, resource_type: str, name: str, value: str):
-    return matching(node=node, resource_type=resource_type, params=[(name, value)], strict=True)
-
-
-def _request(node: Node, item: str) -> Resource | None:
-    return _matches(node, "MedicationRequest", "identifier", f"{ITEM_SYSTEM}|{item}").first()
 
 
 def _status(record: Resource | None) -> str:
