@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+PORT ?= 8000
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint format install migrate bench clean
@@ -19,11 +20,13 @@ migrate: $(STAMP)
 
 demo: migrate
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py seed_demo
-	$(PY) manage.py demo
+	DMED_DEMO_URL=http://127.0.0.1:$(PORT) $(PY) manage.py seed_demo
+	DMED_DEMO_URL=http://127.0.0.1:$(PORT) $(PY) manage.py demo --port $(PORT)
 
+# The tests keep their own var/ folder, database and Celery queue, so a running demo is untouched.
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	DMED_VAR_DIR=$${DMED_VAR_DIR:-$(CURDIR)/var/test} CELERY_QUEUE=$${CELERY_QUEUE:-dmed-test} \
+		$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/fhir_api.py $(BENCH_ARGS)

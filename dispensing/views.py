@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dispensing.selectors import worklist_rows
 from exchange.selectors import exchange_summary
+from nodes.access import Role, member_view
 from nodes.models import Node
-from nodes.selectors import membership_for_user
+
+pharmacy_view = member_view(Node.Kind.DISPENSING, see=(Role.ADMINISTRATOR,), act=(Role.PHARMACIST,))
 
 
-@login_required
-def worklist_page(request: HttpRequest, node: str) -> HttpResponse:
-    here = membership_for_user(user=request.user, slug=node, kind=Node.Kind.DISPENSING).node
-    context = {"node": here, "worklist": worklist_rows(node=here), **exchange_summary(node=here)}
+@pharmacy_view
+def worklist_page(request: HttpRequest, node: Node) -> HttpResponse:
+    context = {"node": node, "worklist": worklist_rows(node=node), **exchange_summary(node=node)}
     return render(request, "dispensing/worklist.html", context)
+
+
+@pharmacy_view
+def find_page(request: HttpRequest, node: Node) -> HttpResponse:
+    return render(request, "dispensing/worklist.html", {"node": node, "worklist": []})
+
+
+@pharmacy_view
+def dispensed_page(request: HttpRequest, node: Node) -> HttpResponse:
+    return render(request, "dispensing/worklist.html", {"node": node, "worklist": []})

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "template_partials",
     "nodes",
     "fhirserver",
+    "medicines",
     "exchange",
     "prescribing",
     "dispensing",
@@ -59,6 +60,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "nodes.context.screens",
             ],
         },
     },
@@ -96,6 +98,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# Screens ask for news this often while something they show can still change (htmx polling).
+SCREEN_POLL_MILLISECONDS = env_int("SCREEN_POLL_MILLISECONDS", 2000)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
@@ -154,6 +159,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     for _folder in ("queue", "control"):
         (CELERY_FILESYSTEM_DIR / _folder).mkdir(parents=True, exist_ok=True)
+# Tests use their own queue (CELERY_QUEUE), so they never take or purge a running demo's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "dmed")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

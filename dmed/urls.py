@@ -4,11 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dispensing.views import worklist_page
 from exchange.views import NotificationView, SubscriptionEventsView, SubscriptionStatusView
 from fhirserver.views import SystemView
 from nodes import views as node_views
-from prescribing.views import prescriptions_page
 
 admin.site.site_header = "dmed administration"
 admin.site.site_title = "dmed admin"
@@ -24,9 +22,12 @@ urlpatterns = [
     path("<slug:node>/fhir/", include("fhirserver.urls")),
     path("<slug:node>/notifications", NotificationView.as_view(), name="notifications"),
     path("<slug:node>/", node_views.node_home, name="node-home"),
-    path("<slug:node>/prescriptions", prescriptions_page, name="prescriptions"),
-    path("<slug:node>/worklist", worklist_page, name="worklist"),
+    # Screens: each app's under the node's own path (the views check the node's kind and the role).
+    path("<slug:node>/", include("prescribing.urls")),
+    path("<slug:node>/", include("dispensing.urls")),
+    path("<slug:node>/", include("exchange.urls")),
 ]
 
+handler403 = "dmed.views.forbidden"
 handler404 = "dmed.views.not_found"
 handler500 = "dmed.views.error"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.views.defaults import page_not_found, server_error
+from django.views.defaults import page_not_found, permission_denied, server_error
 
 from fhirserver.errors import Issue, operation_outcome
 from fhirserver.jsonio import dumps
@@ -17,6 +17,12 @@ def _is_fhir(request: HttpRequest) -> bool:
 def _outcome(status: int, code: str, text: str) -> HttpResponse:
     body = dumps(operation_outcome([Issue(code, text)]))
     return HttpResponse(body, status=status, content_type="application/fhir+json")
+
+
+def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_fhir(request):
+        return _outcome(403, "forbidden", "This token may not do that at this node.")
+    return permission_denied(request, exception)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -32,6 +32,7 @@ NODES = (
 # username, node slug, role, full name
 USERS = (
     ("prescriber", "gp", Membership.Role.PRESCRIBER, "Dr Asha Patel"),
+    ("gp-admin", "gp", Membership.Role.ADMINISTRATOR, "Jo Bennett"),
     ("broker-admin", "broker", Membership.Role.ADMINISTRATOR, "Sam Okafor"),
     *tuple(
         (

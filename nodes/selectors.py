@@ -15,8 +15,8 @@ def nodes_for_user(*, user: AbstractBaseUser) -> QuerySet[Node]:
 
 
 def membership_for_user(*, user: AbstractBaseUser, slug: str, kind: str = "") -> Membership:
-    """Return the user's membership at the node (of that kind, if given); 404 (not 403) so other
-    nodes stay unseen."""
+    """Return the user's membership at the node (of that kind, if given: "" for any); 404 (not
+    403) so other nodes stay unseen."""
     membership = Membership.objects.select_related("node").filter(user=user, node__slug=slug).first()
     if membership is None or (kind and membership.node.kind != kind):
         raise Http404("No such node")

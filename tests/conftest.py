@@ -4,6 +4,9 @@ import os
 
 import pytest
 
+from nodes.demo import demo_seed
+from nodes.models import Node
+
 # Playwright and threaded live servers touch the ORM from non-async-safe contexts.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -26,3 +29,24 @@ def broker(db):
 def gp_base(live_server, gp) -> str:
     """The gp node's FHIR base on a live server."""
     return f"{live_server.url}/gp/fhir"
+
+
+@pytest.fixture
+def nodes(live_server, monkeypatch, transactional_db) -> dict[str, Node]:
+    """The demo ecosystem, its directory pointing at the live server."""
+    monkeypatch.setenv("DMED_DEMO_URL", live_server.url)
+    demo_seed()
+    return {node.slug: node for node in Node.objects.all()}
+
+
+@pytest.fixture
+def screens(client, nodes):
+    """A browser session of a demo user: screens.as_user("prescriber").get("/gp/prescriptions")."""
+    from django.contrib.auth import get_user_model
+
+    class Screens:
+        def as_user(self, username: str):
+            client.force_login(get_user_model().objects.get(username=username))
+            return client
+
+    return Screens()

@@ -3,8 +3,6 @@ from __future__ import annotations
 import pytest
 
 from exchange.models import Partner
-from nodes.demo import demo_seed
-from nodes.models import Node
 from tests.exchange.partner import FlakyPartner
 from tests.factories import make_node
 from tests.processes import Worker
@@ -44,24 +42,3 @@ def worker(live_server, tmp_path):
     running = Worker(tmp_path).start()
     yield running
     running.stop()
-
-
-@pytest.fixture
-def nodes(live_server, monkeypatch, transactional_db) -> dict[str, Node]:
-    """The demo ecosystem, its directory pointing at the live server."""
-    monkeypatch.setenv("DMED_DEMO_URL", live_server.url)
-    demo_seed()
-    return {node.slug: node for node in Node.objects.all()}
-
-
-@pytest.fixture
-def screens(client, nodes):
-    """A browser session of a demo user: screens.as_user("prescriber").get("/gp/prescriptions")."""
-    from django.contrib.auth import get_user_model
-
-    class Screens:
-        def as_user(self, username: str):
-            client.force_login(get_user_model().objects.get(username=username))
-            return client
-
-    return Screens()

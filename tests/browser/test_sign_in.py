@@ -1,0 +1,30 @@
+"""Signing in, as the design system asks, and the site's own error pages."""
+
+from __future__ import annotations
+
+from tests.browser.conftest import axe_problems, screenshot
+
+
+def test_a_wrong_password_shows_the_error_summary_with_focus(browser, live_server, nodes):
+    page = browser.new_page(base_url=live_server.url)
+    page.goto("/accounts/login/")
+    assert axe_problems(page) == []
+    page.get_by_label("Username").fill("prescriber")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    summary = page.locator(".nhsuk-error-summary")
+    assert "There is a problem" in summary.inner_text()
+    assert page.title().startswith("Error: ")
+    assert page.evaluate("document.activeElement.classList.contains('nhsuk-error-summary')")
+    assert axe_problems(page) == []
+    screenshot(page, "sign-in-error")
+    page.close()
+
+
+def test_a_signed_in_prescriber_sees_their_practice_and_not_another_node(sign_in, nodes):
+    page = sign_in("prescriber")
+    assert "Hallgarth Surgery" in page.inner_text("main")
+    assert "Station Road Pharmacy" not in page.inner_text("main")
+    response = page.goto("/pharmacy-peer-to-peer/worklist")
+    assert response.status == 404
+    assert "Page not found" in page.inner_text("h1")
