@@ -1,14 +1,18 @@
-"""The dispensing workflow: the worklist, claim, complete and decline."""
+"""The dispensing workflow: the worklist, finding a prescription by its token, starting,
+dispensing and returning it."""
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
+from urllib.parse import urlencode
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from exchange import http
+from exchange.copies import copy_store
 from exchange.models import SHARED_RECORDS, Partner, Topology
 from exchange.notifications import notify_event
 from exchange.remote import broker_for, partner_for, remote_create, remote_update
@@ -17,29 +21,52 @@ from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import DISPENSE_SYSTEM, ITEM_SYSTEM
 from fhirserver.models import Resource
+from fhirserver.nhs import ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM, prescription_id_problem
 from fhirserver.search import matching
-from fhirserver.selectors import dispenses_for_item
+from fhirserver.selectors import dispenses_for_item, requests_for_prescription
 from nodes.models import Node
 
 # Topologies in which the pharmacy sends its dispense to the prescriber.
 PUSHED_TO_PRESCRIBER = {Topology.PEER_TO_PEER, Topology.PRESCRIBER_HOSTED}
+# Why an item is not dispensed (https://fhir.nhs.uk/CodeSystem/medicationdispense-status-reason), as
+# EPS's own test tool lists them (NHSDigital/electronic-prescription-service-api,
+# packages/tool/site/client/src/fhir/reference-data/valueSets.ts).
+NOT_DISPENSED_REASONS = {
+    "0001": "Not required as instructed by the patient",
+    "0002": "Clinically unsuitable",
+    "0003": "Owings note issued to patient",
+    "0004": "Prescription cancellation",
+    "0005": "Prescription cancellation due to death",
+    "0006": "Illegal NHS prescription",
+    "0007": "Prescribed out of scope item",
+    "0008": "Item or prescription expired",
+    "0009": "Not allowed on FP10",
+    "0010": "Patient did not collect medication",
+    "0011": "Patient purchased medication over the counter",
+}
+# The dispense statuses that close an item at this pharmacy: dispensed, or returned.
+CLOSED = ("completed", "declined")
 
 
 def worklist(*, node: Node) -> QuerySet[Resource]:
-    """Return the active requests this pharmacy holds and has not declined, oldest first."""
+    """Return the active requests this pharmacy has still to dispense (neither dispensed nor
+    declined here), oldest first."""
     requests = matching(
         node=node, resource_type="MedicationRequest", params=[("status", "active")], strict=True
     )
-    declined = matching(
-        node=node, resource_type="MedicationDispense", params=[("status", "declined")], strict=True
+    closed = matching(
+        node=node,
+        resource_type="MedicationDispense",
+        params=[("status", ",".join(CLOSED)), ("performer:identifier", f"{ODS_SYSTEM}|{node.ods_code}")],
+        strict=True,
     )
-    items = sorted({medication.prescribed_item(jsonio.loads(d.text)) for d in declined})
+    items = sorted({medication.prescribed_item(jsonio.loads(d.text)) for d in closed} - {""})
     if items:
         tokens = ",".join(f"{ITEM_SYSTEM}|{item}" for item in items)
-        returned = matching(
+        done = matching(
             node=node, resource_type="MedicationRequest", params=[("identifier", tokens)], strict=True
         )
-        requests = requests.exclude(pk__in=returned.values("pk"))
+        requests = requests.exclude(pk__in=done.values("pk"))
     return requests.order_by("pk")
 
 
@@ -48,23 +75,137 @@ def dispenses_for(*, node: Node, request: Resource) -> QuerySet[Resource]:
     return dispenses_for_item(node=node, item=medication.item_id(jsonio.loads(request.text)))
 
 
-def dispense_claim(*, node: Node, request: Resource) -> Resource:
-    """Take the request on: a MedicationDispense in progress (a polling prescriber sees it).
-    Claiming again what this pharmacy has claimed returns that claim."""
+# One item: start (EPS With Dispenser), complete (dispensed), decline (returned).
+
+
+def dispense_start(*, node: Node, request: Resource) -> Resource:
+    """Start dispensing an item: a MedicationDispense in progress (EPS With Dispenser, line item
+    0008; a polling prescriber sees it). Starting again what this pharmacy has started returns it."""
     existing = _dispensable(node, request, jsonio.loads(request.text))
     if existing:
         return existing[0]
     return _dispense(node, request, status="in-progress")
 
 
-def dispense_complete(*, node: Node, request: Resource, days_supply: int | None = None) -> Resource:
-    """Hand the medicine over: the dispense is completed and shared along the route."""
-    return _dispense(node, request, status="completed", days_supply=days_supply)
+def dispense_complete(
+    *,
+    node: Node,
+    request: Resource,
+    days_supply: int | None = None,
+    quantity: Decimal | float | None = None,
+    note: str = "",
+) -> Resource:
+    """Hand the medicine over: the dispense is completed, with the quantity supplied (the
+    prescribed quantity unless given: more than 0 and not more than prescribed) and an optional
+    note, and shared along the route."""
+    supplied = _supplied(jsonio.loads(request.text), quantity)
+    return _dispense(
+        node, request, status="completed", days_supply=days_supply, quantity=supplied, note=note.strip()
+    )
 
 
 def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002") -> Resource:
-    """Decline the request (returned to the prescriber, who may send it elsewhere)."""
+    """Decline the request for an EPS not-dispensed reason (returned to the prescriber, who may
+    send it elsewhere)."""
+    if reason_code not in NOT_DISPENSED_REASONS:
+        raise FHIRError(
+            422,
+            "code-invalid",
+            "Choose why the item is not dispensed.",
+            ["MedicationDispense.statusReasonCodeableConcept"],
+        )
     return _dispense(node, request, status="declined", reason_code=reason_code)
+
+
+# A whole prescription (its line items), as the pharmacist's screens act on it.
+
+
+def prescription_requests(*, node: Node, prescription_id: str) -> list[Resource]:
+    """Return this pharmacy's requests of a prescription; 404 when it holds none."""
+    records = list(requests_for_prescription(node=node, prescription_id=prescription_id))
+    if not records:
+        raise FHIRError(404, "not-found", f"This pharmacy holds no prescription {prescription_id}.")
+    return records
+
+
+def prescription_item(*, node: Node, prescription_id: str, item_id: str) -> Resource:
+    """Return one item (request) of a prescription held here; 404 when it has no such item."""
+    for record in prescription_requests(node=node, prescription_id=prescription_id):
+        if medication.item_id(jsonio.loads(record.text)) == item_id:
+            return record
+    raise FHIRError(404, "not-found", f"Prescription {prescription_id} has no such item.")
+
+
+def prescription_start(*, node: Node, prescription_id: str) -> list[Resource]:
+    """Start dispensing every active item of a prescription not yet dispensed or returned here;
+    refuse when there is none. Each item's start is whole (at the broker first in the shared
+    record): a refusal leaves that item as it was."""
+    records = prescription_requests(node=node, prescription_id=prescription_id)
+    open_items = [record for record in records if _open(node, record)]
+    if not open_items:
+        raise FHIRError(409, "business-rule", _nothing_open(records, "started"))
+    return [dispense_start(node=node, request=record) for record in open_items]
+
+
+def prescription_return(*, node: Node, prescription_id: str, reason_code: str) -> list[Resource]:
+    """Return (decline) every item of a prescription still open here, for one EPS reason."""
+    if reason_code not in NOT_DISPENSED_REASONS:
+        raise FHIRError(
+            422,
+            "code-invalid",
+            "Choose why the prescription is not dispensed.",
+            ["MedicationDispense.statusReasonCodeableConcept"],
+        )
+    records = prescription_requests(node=node, prescription_id=prescription_id)
+    open_items = [record for record in records if _open(node, record)]
+    if not open_items:
+        raise FHIRError(409, "business-rule", _nothing_open(records, "returned"))
+    return [dispense_decline(node=node, request=record, reason_code=reason_code) for record in open_items]
+
+
+def _open(node: Node, record: Resource) -> bool:
+    """True for an active item this pharmacy has neither dispensed nor returned."""
+    if jsonio.loads(record.text).get("status") != "active":
+        return False
+    return not any(jsonio.loads(d.text).get("status") in CLOSED for d in _mine(node, record))
+
+
+def _nothing_open(records: list[Resource], done: str) -> str:
+    statuses = {jsonio.loads(record.text).get("status") for record in records}
+    if statuses == {"cancelled"}:
+        return "The prescriber has cancelled this prescription; it cannot be dispensed."
+    return f"Nothing on this prescription can be {done}: every item is dispensed, returned or closed."
+
+
+def _mine(node: Node, record: Resource) -> list[Resource]:
+    """This pharmacy's own dispenses for a request (a copy may travel with others')."""
+    return [
+        d
+        for d in dispenses_for(node=node, request=record)
+        if medication.performer_ods(jsonio.loads(d.text)) == node.ods_code
+    ]
+
+
+def _supplied(request: dict, quantity: Decimal | float | None) -> int | float | None:
+    """Check the quantity supplied against the prescribed one; return it as JSON takes it."""
+    if quantity is None:
+        return None
+    prescribed = medication.prescribed_quantity(request)
+    if not quantity > 0:
+        raise FHIRError(
+            422, "invalid", "The quantity supplied must be more than 0.", ["MedicationDispense.quantity"]
+        )
+    if isinstance(prescribed.get("value"), int | float) and quantity > Decimal(str(prescribed["value"])):
+        raise FHIRError(
+            422,
+            "invalid",
+            f"The quantity supplied cannot be more than prescribed ({medication.quantity_text(prescribed)}).",
+            ["MedicationDispense.quantity"],
+        )
+    return int(quantity) if quantity == int(quantity) else float(quantity)
+
+
+# Recording a dispense here and sharing it along the route.
 
 
 def _dispense(node: Node, request: Resource, *, status: str, **details) -> Resource:
@@ -75,14 +216,7 @@ def _dispense(node: Node, request: Resource, *, status: str, **details) -> Resou
     content = jsonio.loads(request.text)
     dispense_id = str(uuid.uuid4())
     if _prescriber(node, content).topology in SHARED_RECORDS and not _dispensable(node, request, content):
-        dispense = medication.dispense_build(
-            request=content,
-            dispense_id=dispense_id,
-            status=status,
-            pharmacy_ods=node.ods_code,
-            when=timezone.now(),
-            **details,
-        )
+        dispense = _build(node, content, dispense_id=dispense_id, status=status, **details)
         claim_at_broker(node=node, broker=broker_for(node=node), dispense=dispense)
     with transaction.atomic():
         return _record(node, request, status=status, dispense_id=dispense_id, **details)
@@ -102,21 +236,30 @@ def _dispensable(node: Node, request: Resource, content: dict) -> list[Resource]
     return existing
 
 
-def _record(
-    node: Node, request: Resource, *, status: str, days_supply=None, reason_code=None, dispense_id=None
-) -> Resource:
-    request = Resource.objects.select_for_update().get(pk=request.pk)
-    content = jsonio.loads(request.text)
-    existing = _dispensable(node, request, content)
+def _build(node: Node, request: dict, *, dispense_id: str, status: str, **details) -> dict:
+    """Return the MedicationDispense for a request, with the quantity supplied and a note."""
+    quantity, note = details.pop("quantity", None), details.pop("note", "")
     dispense = medication.dispense_build(
-        request=content,
-        dispense_id=dispense_id or str(uuid.uuid4()),
+        request=request,
+        dispense_id=dispense_id,
         status=status,
         pharmacy_ods=node.ods_code,
         when=timezone.now(),
-        days_supply=days_supply,
-        reason_code=reason_code,
+        **details,
     )
+    # dispense_build supplies what was prescribed; the pharmacist may have supplied less.
+    if status == "completed" and quantity is not None:
+        dispense["quantity"] = {**dispense["quantity"], "value": quantity}
+    if note:
+        dispense["note"] = [{"text": note}]
+    return dispense
+
+
+def _record(node: Node, request: Resource, *, status: str, dispense_id: str, **details) -> Resource:
+    request = Resource.objects.select_for_update().get(pk=request.pk)
+    content = jsonio.loads(request.text)
+    existing = _dispensable(node, request, content)
+    dispense = _build(node, content, dispense_id=dispense_id, status=status, **details)
     if existing:  # a claim becomes the completed dispense, keeping its identifier
         previous = jsonio.loads(existing[0].text)
         dispense = {**dispense, "id": previous["id"], "identifier": previous["identifier"]}
@@ -127,7 +270,7 @@ def _record(
         record = services.resource_create(
             node=node, resource_type="MedicationDispense", content=dispense
         ).resource
-    if status in ("completed", "declined"):
+    if status in CLOSED:
         _share(node, _prescriber(node, content), content, dispense, claimed=bool(existing))
     return record
 
@@ -207,3 +350,139 @@ def _diagnostics(body: str) -> str:
         return jsonio.loads(body)["issue"][0]["diagnostics"]
     except (jsonio.JSONError, KeyError, IndexError, TypeError):
         return ""
+
+
+# Finding a prescription by its token (the Prescription ID, typed or scanned).
+
+
+def prescription_id_normalised(value: str) -> str:
+    """Return a typed or scanned Prescription ID as stored: no spaces, upper case, and hyphens
+    where they go when it was given without them."""
+    compact = "".join(value.split()).upper()
+    bare = compact.replace("-", "")
+    return f"{bare[:6]}-{bare[6:12]}-{bare[12:]}" if len(bare) == 18 else compact
+
+
+def prescription_id_check(value: str) -> str | None:
+    """Return what is wrong with a Prescription ID, as the pharmacist should read it, or None."""
+    value = prescription_id_normalised(value)
+    if not value:
+        return "Enter the Prescription ID"
+    problem = prescription_id_problem(value)
+    if problem is None:
+        return None
+    if "checksum" in problem:
+        return "The check character (the last one) does not match: check the Prescription ID"
+    return "Enter a Prescription ID of 18 characters, like 24F5DA-A83008-7EFE6Z"
+
+
+def prescription_find(*, node: Node, prescription_id: str) -> list[Resource]:
+    """Return a prescription's requests found by its ID: held here, or else fetched from the
+    shared record while the pharmacist waits and kept here. Refuse (FHIRError, storing nothing) a
+    wrong ID, and a prescription not found, cancelled, with or dispensed by another pharmacy, or
+    nominated to another."""
+    pid = prescription_id_normalised(prescription_id)
+    problem = prescription_id_check(pid)
+    if problem:
+        raise FHIRError(422, "invalid", problem, ["prescription_id"])
+    held = list(requests_for_prescription(node=node, prescription_id=pid))
+    if held:
+        return held
+    broker = _shared_record_for(node, pid)
+    if broker is None:
+        raise FHIRError(404, "not-found", f"No prescription {pid} was found at this pharmacy.")
+    requests, dispenses = _fetch_prescription(node, broker, pid)
+    if not requests:
+        raise FHIRError(
+            404, "not-found", f"No prescription {pid} was found at this pharmacy or in the shared record."
+        )
+    _refuse_unless_ours(node, pid, requests, dispenses)
+    with transaction.atomic():
+        return [copy_store(node=node, resource=request) for request in requests]
+
+
+def _shared_record_for(node: Node, pid: str) -> Partner | None:
+    """Return the broker to look in: the one by which this pharmacy reaches the prescriber named
+    in the ID (shared record), else its broker, if it has one (it holds un-nominated tokens)."""
+    block = pid.split("-")[1]
+    prescribers = Partner.objects.filter(node=node, role=Partner.Role.PRESCRIBER)
+    prescriber = next((p for p in prescribers if p.ods_code.upper().rjust(6, "0") == block), None)
+    if prescriber is not None and prescriber.topology in SHARED_RECORDS:
+        return broker_for(node=node)
+    return Partner.objects.filter(node=node, role=Partner.Role.BROKER).first()
+
+
+def _fetch_prescription(node: Node, broker: Partner, pid: str) -> tuple[list[dict], list[dict]]:
+    """GET the prescription's requests at the broker, with the dispenses made for them."""
+    query = urlencode(
+        [
+            ("group-identifier", f"{PRESCRIPTION_ID_SYSTEM}|{pid}"),
+            ("_revinclude", "MedicationDispense:prescription"),
+            ("_count", "100"),
+        ]
+    )
+    url = f"{broker.fhir_base}/MedicationRequest?{query}"
+    answer = http.send("GET", url, headers=partner_headers(broker))
+    attempt_log(node_id=node.pk, method="GET", url=url, answer=answer)
+    if answer.status is None or answer.status >= 500:
+        raise FHIRError(
+            503,
+            "transient",
+            f"The shared record could not be reached ({answer.error or answer.status}); try again.",
+        )
+    if not answer.ok:
+        raise FHIRError(
+            502,
+            "exception",
+            f"The shared record refused the search (HTTP {answer.status}): "
+            f"{_diagnostics(answer.body) or 'no reason given'}.",
+        )
+    try:
+        found = jsonio.loads(answer.body).get("entry", [])
+    except (jsonio.JSONError, AttributeError) as exc:
+        raise FHIRError(
+            502, "invalid", "The shared record answered with something other than a Bundle."
+        ) from exc
+    requests, dispenses = [], []
+    for entry in found:
+        resource = entry.get("resource", {})
+        if resource.get("resourceType") == "MedicationRequest" and medication.group_id(resource) == pid:
+            requests.append(resource)
+        elif resource.get("resourceType") == "MedicationDispense":
+            dispenses.append(resource)
+    return requests, dispenses
+
+
+def _refuse_unless_ours(node: Node, pid: str, requests: list[dict], dispenses: list[dict]) -> None:
+    """Refuse a prescription found in the shared record that this pharmacy may not dispense."""
+    statuses = {request.get("status") for request in requests}
+    if statuses == {"cancelled"}:
+        raise FHIRError(409, "business-rule", f"Prescription {pid} has been cancelled by the prescriber.")
+    for dispense in dispenses:
+        holder, status = medication.performer_ods(dispense), dispense.get("status")
+        if holder != node.ods_code and status == "in-progress":
+            raise FHIRError(409, "conflict", f"Prescription {pid} is with another pharmacy ({holder}).")
+        if holder != node.ods_code and status == "completed":
+            raise FHIRError(
+                409, "conflict", f"Prescription {pid} has been dispensed by another pharmacy ({holder})."
+            )
+    if "active" not in statuses:
+        raise FHIRError(
+            409,
+            "business-rule",
+            f"Prescription {pid} cannot be dispensed: it is {', '.join(sorted(statuses))}.",
+        )
+    nominated = {medication.nominated_ods(request) for request in requests} - {"", node.ods_code}
+    if nominated:
+        raise FHIRError(
+            409,
+            "business-rule",
+            f"Prescription {pid} is nominated to another pharmacy ({', '.join(sorted(nominated))}).",
+        )
+    prescriber = medication.requester_ods(requests[0])
+    if not Partner.objects.filter(node=node, ods_code=prescriber, role=Partner.Role.PRESCRIBER).exists():
+        raise FHIRError(
+            422,
+            "business-rule",
+            f"Prescription {pid} is from a prescriber ({prescriber}) this pharmacy has no route to.",
+        )

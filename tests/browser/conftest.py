@@ -77,8 +77,15 @@ def demo(nodes, catalogue, browser_worker, live_server):
     return nodes
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so fixtures can tell a failed test at teardown."""
+    outcome = yield
+    setattr(item, f"report_{call.when}", outcome.get_result())
+
+
 @pytest.fixture
-def sign_in(browser, live_server):
+def sign_in(browser, live_server, request):
     """Open a fresh browser context signed in as a demo user: sign_in("prescriber") -> page."""
     from nodes.demo import demo_password
 
@@ -97,7 +104,11 @@ def sign_in(browser, live_server):
         return page
 
     yield open_as
-    for context in contexts:
+    failed = getattr(request.node, "report_call", None)
+    for number, context in enumerate(contexts):
+        if failed is not None and failed.failed:  # what each browser showed when the test failed
+            for page in context.pages:
+                screenshot(page, f"failed-{request.node.name}-{number}")
         context.close()
 
 
