@@ -32,6 +32,18 @@ CANCELLATION_OUTCOMES = {
     "R-0006": "Prescription/item had already been cancelled",
     "R-0008": "Prescription/item not found",
 }
+# Why a prescriber cancels (medicationrequest-status-reason, DOMAIN.md).
+CANCELLATION_REASONS = {
+    "0001": "Prescribing error",
+    "0002": "Clinical contra-indication",
+    "0003": "Change to medication treatment regime",
+    "0004": "Clinical grounds",
+    "0005": "At the patient's request",
+    "0006": "At the pharmacist's request",
+    "0007": "Notification of death",
+    "0008": "Patient deducted - other reason",
+    "0009": "Patient deducted - registered with new practice",
+}
 NOT_DISPENSED = "0007"
 SNOMED = "http://snomed.info/sct"
 
@@ -56,8 +68,14 @@ def request_build(
     unit: str,
     dosage: str,
     authored_on: datetime,
+    unit_code: str = "",
+    days_supply: int | None = None,
+    course: str = "acute",
+    patient_name: str = "",
+    prescriber_name: str = "",
 ) -> dict:
-    """Return an active acute community MedicationRequest for one line item."""
+    """Return an active community MedicationRequest for one line item: acute (intent order) or
+    repeat (course continuous, intent original-order)."""
     request = {
         "resourceType": "MedicationRequest",
         "identifier": [{"system": ITEM_SYSTEM, "value": item_id}],
@@ -69,7 +87,7 @@ def request_build(
             "value": group_id,
         },
         "status": "active",
-        "intent": "order",
+        "intent": "order" if course == "acute" else "original-order",
         "category": [
             {
                 "coding": [
@@ -88,13 +106,26 @@ def request_build(
             "coding": [
                 {
                     "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
-                    "code": "acute",
+                    "code": "acute" if course == "acute" else "continuous",
                 }
             ]
         },
         "dosageInstruction": [{"text": dosage}],
         "dispenseRequest": {"quantity": {"value": quantity, "unit": unit}},
     }
+    if unit_code:
+        request["dispenseRequest"]["quantity"] |= {"system": SNOMED, "code": unit_code}
+    if days_supply:
+        request["dispenseRequest"]["expectedSupplyDuration"] = {
+            "value": days_supply,
+            "unit": "day",
+            "system": "http://unitsofmeasure.org",
+            "code": "d",
+        }
+    if patient_name:
+        request["subject"]["display"] = patient_name
+    if prescriber_name:  # who prescribed, for the pharmacist; the identifier names the practice
+        request["requester"]["display"] = prescriber_name
     if pharmacy_ods:
         request["dispenseRequest"]["performer"] = _organization(pharmacy_ods)
     return request
@@ -141,6 +172,34 @@ def dispense_build(
 
 def _organization(ods_code: str) -> dict:
     return {"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": ods_code}}
+
+
+def medicine_name(resource: dict) -> str:
+    """Return the medicine's name in a MedicationRequest or MedicationDispense."""
+    codings = resource.get("medicationCodeableConcept", {}).get("coding", [])
+    return next((c["display"] for c in codings if c.get("display")), "")
+
+
+def quantity_text(quantity: dict) -> str:
+    """Return a Quantity as people read it ("28 tablet")."""
+    value = quantity.get("value", "")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value} {quantity.get('unit', '')}".strip()
+
+
+def prescribed_quantity(request: dict) -> dict:
+    return request.get("dispenseRequest", {}).get("quantity", {})
+
+
+def dosage_text(request: dict) -> str:
+    return "; ".join(d["text"] for d in request.get("dosageInstruction", []) if d.get("text"))
+
+
+def cancellation_reason(request: dict) -> str:
+    """Return the code of why a request was cancelled ("" when it says not)."""
+    codings = request.get("statusReason", {}).get("coding", [])
+    return next((c.get("code", "") for c in codings if c.get("system") == CANCELLATION_REASON), "")
 
 
 def item_id(request: dict) -> str:

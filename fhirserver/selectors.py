@@ -108,3 +108,12 @@ def dispenses_for_item(*, node: Node, item: str, params: list[tuple[str, str]] =
 
     every = [("prescription:identifier", f"{ITEM_SYSTEM}|{item}"), *params]
     return matching(node=node, resource_type="MedicationDispense", params=every, strict=True)
+
+
+def requests_for_prescription(*, node: Node, prescription_id: str) -> QuerySet[Resource]:
+    """Return the node's MedicationRequests of one prescription (its items), in the order made."""
+    from fhirserver.nhs import PRESCRIPTION_ID_SYSTEM
+    from fhirserver.search import matching
+
+    params = [("group-identifier", f"{PRESCRIPTION_ID_SYSTEM}|{prescription_id.upper()}")]
+    return matching(node=node, resource_type="MedicationRequest", params=params, strict=True).order_by("pk")

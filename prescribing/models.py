@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from nodes.models import Node
@@ -13,3 +14,33 @@ class PrescriptionSequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.node.slug}: {self.last}"
+
+
+class PrescriptionDraft(models.Model):
+    """A prescription being written: its items and route until it is issued. Its token is the
+    one-time key of the issue form, so a double click, a resubmitted form or two concurrent
+    posts issue one prescription."""
+
+    class Course(models.TextChoices):
+        ACUTE = "acute", "Acute (one supply)"
+        REPEAT = "repeat", "Repeat (re-authorised by the prescriber)"
+
+    class Route(models.TextChoices):
+        NOMINATED = "nominated", "The patient's nominated pharmacy"
+        OTHER = "other", "Another pharmacy"
+        NONE = "none", "No pharmacy: the patient takes the token to any pharmacy"
+
+    token = models.UUIDField(unique=True)
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="drafts")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    nhs_number = models.CharField(max_length=10)
+    items = models.JSONField(default=list, blank=True)
+    course = models.CharField(max_length=8, choices=Course.choices, default=Course.ACUTE)
+    route = models.CharField(max_length=12, choices=Route.choices, default=Route.NOMINATED)
+    pharmacy_ods = models.CharField(max_length=12, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    prescription_id = models.CharField(max_length=20, blank=True, help_text="Set once issued.")
+    issued_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prescription_id or 'draft'} for {self.nhs_number}"

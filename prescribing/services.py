@@ -34,16 +34,26 @@ class Item:
     quantity: float
     unit: str
     dosage: str
+    unit_code: str = ""
+    days_supply: int | None = None
 
 
 @transaction.atomic
 def prescription_issue(
-    *, node: Node, nhs_number: str, items: list[Item], pharmacy_ods: str
+    *,
+    node: Node,
+    nhs_number: str,
+    items: list[Item],
+    pharmacy_ods: str | None,
+    course: str = "acute",
+    patient_name: str = "",
+    prescriber_name: str = "",
 ) -> list[Resource]:
-    """Issue a prescription of one MedicationRequest per item and send it along its route."""
+    """Issue a prescription of one MedicationRequest per item and send it along its route. With
+    no pharmacy, the shared record holds it until a pharmacy finds it by its token."""
     if not items:
         raise FHIRError(422, "required", "A prescription needs at least one item.")
-    pharmacy = _pharmacy(node, pharmacy_ods)
+    pharmacy = _pharmacy(node, pharmacy_ods) if pharmacy_ods else None
     group_id = medication.prescription_id(ods_code=node.ods_code, sequence=_next_sequence(node))
     long_id, now = str(uuid.uuid4()), timezone.now()
     requests = []
@@ -61,6 +71,11 @@ def prescription_issue(
             unit=item.unit,
             dosage=item.dosage,
             authored_on=now,
+            unit_code=item.unit_code,
+            days_supply=item.days_supply,
+            course=course,
+            patient_name=patient_name,
+            prescriber_name=prescriber_name,
         )
         record = services.resource_create(
             node=node, resource_type="MedicationRequest", content=content
@@ -82,11 +97,11 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
             "business-rule",
             f"Only an active prescription can be cancelled; this one is {content['status']}.",
         )
-    pharmacy = _pharmacy(node, medication.nominated_ods(content))
-    if pharmacy.topology == Topology.PRESCRIBER_HOSTED:  # this node holds the record
+    pharmacy = _nominated(node, content)
+    if _topology(pharmacy) == Topology.PRESCRIBER_HOSTED:  # this node holds the record
         _cancel_here(node, request, reason_code)
         return _notify_request(node, pharmacy, content)
-    holder = broker_for(node=node) if pharmacy.topology in SHARED_RECORDS else pharmacy
+    holder = broker_for(node=node) if _topology(pharmacy) in SHARED_RECORDS else pharmacy
     cancelled = medication.cancelled(content, reason_code)
     return remote_update(
         node=node,
@@ -106,8 +121,8 @@ def cancellation_accepted(*, message: Message, answer) -> None:
     """The holder accepted the cancellation: cancel the request here too (and tell the pharmacy)."""
     record = _request(message.node, message.context["request"])
     content = _cancel_here(message.node, record, message.context["reason"])
-    pharmacy = _pharmacy(message.node, medication.nominated_ods(content))
-    if pharmacy.topology == Topology.SHARED_RECORD:
+    pharmacy = _nominated(message.node, content)
+    if pharmacy is not None and pharmacy.topology == Topology.SHARED_RECORD:
         _notify_request(message.node, pharmacy, content)
 
 
@@ -145,12 +160,14 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
     pharmacy = _pharmacy(node, pharmacy_ods)
     if _declined_by(node, content, pharmacy_ods):
         raise FHIRError(409, "business-rule", f"{pharmacy.name} has declined this prescription already.")
-    previous = _pharmacy(node, medication.nominated_ods(content))
+    previous = _nominated(node, content)
     updated = medication.renominated(content, pharmacy_ods)
     record = _save(node, request, updated)
     shared = {
         "node": node,
-        "partner": broker_for(node=node) if SHARED_RECORDS & {pharmacy.topology, previous.topology} else None,
+        "partner": broker_for(node=node)
+        if SHARED_RECORDS & {pharmacy.topology, _topology(previous)}
+        else None,
         "key": medication.group_id(content),
         "resource_type": "MedicationRequest",
         "identifier": (ITEM_SYSTEM, medication.item_id(content)),
@@ -167,7 +184,7 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
         )
         return record
     _send(node, pharmacy, updated, kind="request.renominate")
-    if previous.topology in SHARED_RECORDS:
+    if _topology(previous) in SHARED_RECORDS:
         remote_update(**shared, changes={"status": "stopped", "dispenseRequest": updated["dispenseRequest"]})
     return record
 
@@ -177,10 +194,13 @@ def _declined_by(node: Node, request: dict, pharmacy_ods: str) -> bool:
     return dispenses_for_item(node=node, item=medication.item_id(request), params=params).exists()
 
 
-def _send(node: Node, pharmacy: Partner, content: dict, *, kind: str) -> None:
+def _send(node: Node, pharmacy: Partner | None, content: dict, *, kind: str) -> None:
     """Make the request known along the pharmacy's route (DESIGN.md, the five topologies)."""
     key, identifier = medication.group_id(content), (ITEM_SYSTEM, medication.item_id(content))
-    if pharmacy.topology in PUSHED_TO_PHARMACY:
+    if pharmacy is None:  # no nomination: the shared record holds it for whoever has the token
+        broker = broker_for(node=node)
+        remote_create(node=node, partner=broker, key=key, content=content, identifier=identifier, kind=kind)
+    elif pharmacy.topology in PUSHED_TO_PHARMACY:
         remote_create(node=node, partner=pharmacy, key=key, content=content, identifier=identifier, kind=kind)
     elif pharmacy.topology == Topology.PRESCRIBER_HOSTED:
         _notify_request(node, pharmacy, content)
@@ -215,6 +235,17 @@ def _save(node: Node, record: Resource, content: dict) -> Resource:
     return services.resource_update(
         node=node, resource_type="MedicationRequest", logical_id=record.logical_id, content=content
     ).resource
+
+
+def _nominated(node: Node, request: dict) -> Partner | None:
+    """Return the request's nominated pharmacy, or None for a prescription with none."""
+    ods_code = medication.nominated_ods(request)
+    return _pharmacy(node, ods_code) if ods_code else None
+
+
+def _topology(pharmacy: Partner | None) -> str:
+    """A prescription with no nominated pharmacy travels by the shared record (its token)."""
+    return pharmacy.topology if pharmacy is not None else Topology.SHARED_RECORD
 
 
 def _pharmacy(node: Node, ods_code: str) -> Partner:
@@ -252,8 +283,9 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
     if content["status"] == "cancelled":
         content = medication.with_status_history(content, code="R-0004", when=timezone.now())
     _save(node, request, {**medication.marked_returned(content, False), "status": "completed"})
-    pharmacy = Partner.objects.filter(node=node, ods_code=medication.nominated_ods(content)).first()
-    if pharmacy is not None and pharmacy.topology in SHARED_RECORDS:
+    nominated = medication.nominated_ods(content)
+    pharmacy = Partner.objects.filter(node=node, ods_code=nominated).first() if nominated else None
+    if not nominated or (pharmacy is not None and pharmacy.topology in SHARED_RECORDS):
         remote_update(  # the shared copy is completed too
             node=node,
             partner=broker_for(node=node),

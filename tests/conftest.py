@@ -11,6 +11,12 @@ from nodes.models import Node
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings) -> None:
+    """The demo seed hashes every demo user's password; a fast hasher keeps the tests quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def gp(db):
     from tests.factories import make_node

@@ -86,13 +86,15 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def sign_in(browser, live_server, request):
-    """Open a fresh browser context signed in as a demo user: sign_in("prescriber") -> page."""
+    """Open a fresh browser context signed in as a demo user: sign_in("prescriber") -> page
+    (context options, such as device_scale_factor, may follow the username)."""
     from nodes.demo import demo_password
 
     contexts = []
 
-    def open_as(username: str):
-        context = browser.new_context(base_url=live_server.url, viewport={"width": 1200, "height": 900})
+    def open_as(username: str, **options):
+        options = {"viewport": {"width": 1200, "height": 900}} | options
+        context = browser.new_context(base_url=live_server.url, **options)
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

@@ -8,33 +8,17 @@ import re
 
 import pytest
 
-from exchange.models import Message
-from exchange.services import message_deliver
 from fhirserver import jsonio, medication
 from fhirserver.models import Resource
 from prescribing import services as prescribing
-from tests.exchange.flows import PARACETAMOL, dispenses_at, held_at, issue
+from tests.exchange.flows import PARACETAMOL, deliver_all, dispenses_at, held_at, issue
+from tests.pages import text_of
 
 AMOXICILLIN = prescribing.Item(
     "39732311000001104", "Amoxicillin 250mg capsules", 21, "capsule", "One three times a day"
 )
 P2P = "pharmacy-peer-to-peer"
 SHARED = "pharmacy-shared-record"
-
-
-def text_of(response) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
-
-
-def deliver_all() -> None:
-    """Deliver every pending message (but polls) until none is left, as the worker would."""
-    for _ in range(20):
-        pending = Message.objects.filter(status=Message.Status.PENDING).exclude(kind="dispense.poll")
-        if not pending.exists():
-            return
-        for message in pending.order_by("pk"):
-            message_deliver(message_id=message.pk)
-    raise AssertionError("messages still pending after 20 rounds")
 
 
 def prescription_id(records: list[Resource]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from exchange.models import Partner
+from exchange.models import Message, Partner
+from exchange.services import message_deliver
 from fhirserver.medication import item_id, status_history
 from fhirserver.models import Resource
 from fhirserver.selectors import request_for_item
@@ -60,3 +61,14 @@ def subscribed(broker: Node) -> bool:
     from exchange.models import Subscription
 
     return Subscription.objects.filter(node=broker, status=Subscription.Status.ACTIVE).count() == 2
+
+
+def deliver_all() -> None:
+    """Deliver every pending message (but polls), in order, as the worker would."""
+    for _ in range(20):
+        pending = Message.objects.filter(status=Message.Status.PENDING).exclude(kind="dispense.poll")
+        if not pending.exists():
+            return
+        for message in pending.order_by("pk"):
+            message_deliver(message_id=message.pk)
+    raise AssertionError("messages still pending after 20 rounds")
