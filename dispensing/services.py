@@ -336,20 +336,13 @@ def claim_at_broker(*, node: Node, broker: Partner, dispense: dict) -> None:
         raise FHIRError(
             answer.status,
             "conflict" if answer.status == 409 else "business-rule",
-            _diagnostics(answer.body) or "The shared record refused the claim.",
+            http.outcome_diagnostics(answer.body) or "The shared record refused the claim.",
         )
     raise FHIRError(
         503,
         "transient",
         f"The broker could not take the claim now ({answer.status or answer.error}); try again.",
     )
-
-
-def _diagnostics(body: str) -> str:
-    try:
-        return jsonio.loads(body)["issue"][0]["diagnostics"]
-    except (jsonio.JSONError, KeyError, IndexError, TypeError):
-        return ""
 
 
 # Finding a prescription by its token (the Prescription ID, typed or scanned).
@@ -435,7 +428,7 @@ def _fetch_prescription(node: Node, broker: Partner, pid: str) -> tuple[list[dic
             502,
             "exception",
             f"The shared record refused the search (HTTP {answer.status}): "
-            f"{_diagnostics(answer.body) or 'no reason given'}.",
+            f"{http.outcome_diagnostics(answer.body) or 'no reason given'}.",
         )
     try:
         found = jsonio.loads(answer.body).get("entry", [])

@@ -11,9 +11,9 @@ from exchange.selectors import exchange_summary
 from fhirserver.errors import FHIRError
 from nodes.access import Role, member_view
 from nodes.models import Node
+from nodes.polling import polled_render
 
 pharmacy_view = member_view(Node.Kind.DISPENSING, see=(Role.ADMINISTRATOR,), act=(Role.PHARMACIST,))
-FINISHED = 286  # htmx stops polling on this status
 
 
 @pharmacy_view
@@ -23,8 +23,7 @@ def worklist_page(request: HttpRequest, node: Node) -> HttpResponse:
         "worklist": selectors.worklist_view(node=node, status=request.GET.get("status", "open")),
         **exchange_summary(node=node),
     }
-    template = "dispensing/worklist.html#worklist" if request.htmx else "dispensing/worklist.html"
-    return render(request, template, context)
+    return polled_render(request, "dispensing/worklist.html", "worklist", context, final=False)
 
 
 @pharmacy_view
@@ -56,18 +55,8 @@ def find_check(request: HttpRequest, node: Node) -> HttpResponse:
 @pharmacy_view
 def prescription_page(request: HttpRequest, node: Node, prescription_id: str) -> HttpResponse:
     page = _page(node, prescription_id)
-    context = {
-        "node": node,
-        "prescription": page,
-        "return_form": forms.ReturnForm(),
-        "can_act": _acts(request),
-    }
-    if request.htmx:
-        response = render(request, "dispensing/prescription.html#items", context)
-        if page.final:
-            response.status_code = FINISHED
-        return response
-    return render(request, "dispensing/prescription.html", context)
+    context = {"node": node, "prescription": page, "can_act": _acts(request)}
+    return polled_render(request, "dispensing/prescription.html", "items", context, final=page.final)
 
 
 @pharmacy_view

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+import simplejson
 from django.conf import settings
 
 # 4xx answers worth another try: a timeout, a conflict that may clear, a rate limit.
@@ -29,6 +30,24 @@ class Answer:
         """Connection failures, timeouts, 5xx and 408/409/429 are transient; other answers final
         (status 0: the request could not be sent at all)."""
         return self.status is None or self.status >= 500 or self.status in RETRYABLE_4XX
+
+    @property
+    def problem(self) -> str:
+        """What went wrong, as people read it: the connection error, or the status with the
+        OperationOutcome's diagnostics (else the start of the body)."""
+        if self.error:
+            return self.error
+        return f"HTTP {self.status}: {outcome_diagnostics(self.body) or self.body[:500]}"
+
+
+def outcome_diagnostics(body: str) -> str:
+    """Return the diagnostics of an OperationOutcome's issues ("" when the body is not one)."""
+    try:
+        outcome = simplejson.loads(body)
+        issues = outcome["issue"] if outcome.get("resourceType") == "OperationOutcome" else []
+        return " ".join(str(issue["diagnostics"]) for issue in issues if issue.get("diagnostics"))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return ""
 
 
 _session = requests.Session()

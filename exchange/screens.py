@@ -8,7 +8,7 @@ import re
 from django import forms
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 
 from exchange import selectors
 from exchange.models import Message
@@ -16,9 +16,9 @@ from exchange.services import message_requeue
 from fhirserver.nhs import nhs_number_is_valid, prescription_id_problem
 from nodes.access import Role, can, member_view
 from nodes.models import Node
+from nodes.polling import polled_render
 
 EVERYONE = (Role.PRESCRIBER, Role.PHARMACIST, Role.ADMINISTRATOR)
-FINISHED = 286  # htmx stops polling on this status
 
 exchange_view = member_view("", see=EVERYONE, act=(Role.ADMINISTRATOR,))
 
@@ -37,8 +37,7 @@ def messages_page(request: HttpRequest, node: Node) -> HttpResponse:
         "received": selectors.events_received(node=node),
         "callers": selectors.api_callers(node=node),
     }
-    template = "exchange/messages.html#exchange" if request.htmx else "exchange/messages.html"
-    return render(request, template, context)
+    return polled_render(request, "exchange/messages.html", "exchange", context, final=False)
 
 
 @exchange_view
@@ -50,17 +49,11 @@ def message_page(request: HttpRequest, node: Node, message_id: int) -> HttpRespo
         "what": selectors.message_kind_words(message=message),
         "attempts": selectors.message_attempts(message=message),
         "can_act": can(request.member, Role.ADMINISTRATOR),
-    }
-    if request.htmx:
-        response = render(request, "exchange/message.html#delivery", context)
-        if message.status != Message.Status.PENDING:
-            response.status_code = FINISHED
-        return response
-    context |= {
         "headers": selectors.message_headers(message=message),
         "body": selectors.message_body(message=message),
     }
-    return render(request, "exchange/message.html", context)
+    final = message.status != Message.Status.PENDING
+    return polled_render(request, "exchange/message.html", "delivery", context, final=final)
 
 
 @exchange_view
@@ -89,8 +82,7 @@ def _message(node: Node, message_id: int) -> Message:
 @member_view("", see=EVERYONE)
 def subscriptions_page(request: HttpRequest, node: Node) -> HttpResponse:
     context = {"node": node, "subscriptions": selectors.subscriptions_at(node=node)}
-    template = "exchange/subscriptions.html#subscriptions" if request.htmx else "exchange/subscriptions.html"
-    return render(request, template, context)
+    return polled_render(request, "exchange/subscriptions.html", "subscriptions", context, final=False)
 
 
 class SharedRecordSearchForm(forms.Form):
@@ -133,5 +125,4 @@ def shared_record_page(request: HttpRequest, node: Node) -> HttpResponse:
     else:
         found = selectors.shared_record_search(node=node)
     context = {"node": node, "form": form, "prescriptions": found}
-    template = "exchange/shared_record.html#results" if request.htmx else "exchange/shared_record.html"
-    return render(request, template, context)
+    return polled_render(request, "exchange/shared_record.html", "results", context, final=False)

@@ -128,9 +128,9 @@ def _deliver_once(message_id: int) -> Message | None:
         elif answer.ok:
             _succeed(message, answer)
         elif answer.retryable:
-            _retry_later(message, answer.error or f"HTTP {answer.status}: {answer.body[:500]}")
+            _retry_later(message, answer.problem)
         else:
-            _die(message, answer.error or f"HTTP {answer.status}: {answer.body[:2000]}")
+            _die(message, answer.problem)
         message.save()
     return message
 

@@ -14,12 +14,12 @@ from fhirserver.selectors import request_for_item
 from medicines.selectors import medicine_get, medicine_search
 from nodes.access import Role, can, member_view
 from nodes.models import Node
+from nodes.polling import polled_render
 from prescribing import drafts, forms, patients, selectors, services
 from prescribing.models import PrescriptionDraft
 from prescribing.tokens import token_images
 
 prescriber_view = member_view(Node.Kind.PRESCRIBING, see=(Role.ADMINISTRATOR,), act=(Role.PRESCRIBER,))
-FINISHED = 286  # htmx stops polling on this status
 ITEM_FIELDS = ("dosage", "quantity", "days_supply")
 
 
@@ -215,18 +215,7 @@ def prescriptions_page(request: HttpRequest, node: Node) -> HttpResponse:
 
 @prescriber_view
 def prescription_page(request: HttpRequest, node: Node, prescription_id: str) -> HttpResponse:
-    prescription = _prescription(node, prescription_id)
-    if request.htmx:
-        context = {
-            "node": node,
-            "prescription": prescription,
-            "can_act": can(request.member, Role.PRESCRIBER),
-        }
-        response = render(request, "prescribing/prescription.html#items", context)
-        if prescription.final:
-            response.status_code = FINISHED
-        return response
-    return _prescription_render(request, node, prescription)
+    return _prescription_render(request, node, _prescription(node, prescription_id))
 
 
 @prescriber_view
@@ -301,7 +290,7 @@ def _prescription_render(
         "pharmacies": selectors.directory_pharmacies(node=node),
         "can_act": can(request.member, Role.PRESCRIBER),
     }
-    return render(request, "prescribing/prescription.html", context)
+    return polled_render(request, "prescribing/prescription.html", "items", context, final=prescription.final)
 
 
 def _matches(query: str, chosen: str) -> list:

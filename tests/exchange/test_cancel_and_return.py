@@ -13,11 +13,13 @@ from django.utils import timezone
 
 from dispensing import services as dispensing
 from exchange.models import Message, Partner
+from fhirserver import medication
 from fhirserver.errors import FHIRError
 from fhirserver.medication import dispense_build, returned
 from nodes.demo import demo_api_token
 from prescribing import services as prescribing
 from tests.exchange.flows import cut_off, dispenses_at, held_at, history, issue, status
+from tests.pages import text_of
 from tests.processes import wait_for
 
 
@@ -33,6 +35,10 @@ def is_returned(record) -> bool:
 # Cancellation after dispense: the holder of the record refuses, the prescriber is told why.
 
 
+def prescription_id(request) -> str:
+    return medication.group_id(json.loads(request.text))
+
+
 def test_peer_to_peer_pharmacy_refuses_to_cancel_what_it_dispensed(nodes, worker, live_server, screens):
     gp, pharmacy = nodes["gp"], nodes["pharmacy-peer-to-peer"]
     to_gp = cut_off(pharmacy, gp, live_server.url)  # the dispense cannot reach the prescriber yet
@@ -46,9 +52,9 @@ def test_peer_to_peer_pharmacy_refuses_to_cancel_what_it_dispensed(nodes, worker
     assert refused.response_status == 422
     assert status(request) == "active"
     assert status(copy) == "active"
-    page = screens.as_user("prescriber").get("/gp/prescriptions").content.decode()
-    assert "R-0004 Prescription/item was not cancelled - Dispensed to Patient" in page
-    assert "request.cancel" in page
+    page = text_of(screens.as_user("prescriber").get(f"/gp/prescriptions/{prescription_id(request)}"))
+    assert "Cancellation refused: R-0004 Prescription/item was not cancelled - Dispensed to Patient" in page
+    assert "Cancellation sent to Station Road Pharmacy: not delivered" in page
     assert "already been dispensed" in page
 
     to_gp.start()
@@ -65,7 +71,7 @@ def test_dispenser_hosted_pharmacy_refuses_to_cancel_what_it_is_dispensing_or_di
     route.save()
     (request,) = issue(nodes, "pharmacy-dispenser-hosted")
     copy = wait_for(lambda: held_at(pharmacy, request), message="the request reaching the pharmacy")
-    dispensing.dispense_claim(node=pharmacy, request=copy)
+    dispensing.dispense_start(node=pharmacy, request=copy)
     prescribing.prescription_cancel(node=gp, request=request)
     wait_for(lambda: history(request) == ["R-0003"], message="the refusal: with the dispenser")
     dispensing.dispense_complete(node=pharmacy, request=copy)
@@ -127,7 +133,7 @@ def test_shared_record_refuses_to_cancel_a_claimed_or_dispensed_item(nodes, work
     copy = wait_for(lambda: held_at(pharmacy, request), message="the pharmacy fetching the request")
     shared = held_at(broker, request)
 
-    dispensing.dispense_claim(node=pharmacy, request=copy)
+    dispensing.dispense_start(node=pharmacy, request=copy)
     prescribing.prescription_cancel(node=gp, request=request)
     wait_for(lambda: history(request) == ["R-0003"], message="the refusal: with the dispenser")
 
@@ -184,9 +190,9 @@ def test_dispenser_hosted_decline_is_polled_then_renominated_peer_to_peer(nodes,
     assert list(dispensing.worklist(node=declining)) == []
     wait_for(lambda: is_returned(request), message="the prescriber learning of the decline by polling")
     assert status(request) == "active"
-    page = screens.as_user("prescriber").get("/gp/prescriptions").content.decode()
-    assert "returned" in page
-    assert "declined" in page
+    assert "Returned by the pharmacy" in text_of(screens.as_user("prescriber").get("/gp/prescriptions"))
+    page = text_of(screens.as_user("prescriber").get(f"/gp/prescriptions/{prescription_id(request)}"))
+    assert "Declined by Market Place Chemist (VNE51)" in page
     polls = Message.objects.filter(node=gp, kind="dispense.poll")
     count = polls.count()
     time.sleep(3)  # several poll ticks and more than the route's interval
@@ -208,7 +214,7 @@ def test_prescriber_hosted_decline_then_renominated_to_the_shared_record(nodes, 
 
     prescribing.prescription_renominate(node=gp, request=request, pharmacy_ods=taking.ods_code)
     moved = wait_for(lambda: held_at(taking, request), message="the shared-record pharmacy's copy")
-    dispensing.dispense_claim(node=taking, request=moved)
+    dispensing.dispense_start(node=taking, request=moved)
     dispensing.dispense_complete(node=taking, request=moved)
     wait_for(lambda: status(request) == "completed", message="the prescriber's request completing")
     wait_for(lambda: status(held_at(nodes["broker"], request)) == "completed", message="the shared copy")
@@ -234,7 +240,7 @@ def test_shared_record_decline_then_renominated_and_the_record_follows(nodes, wo
 
     # The token no longer dispenses anywhere: the shared record refuses a claim on it.
     with pytest.raises(FHIRError) as refused:
-        dispensing.dispense_claim(node=declining, request=copy)
+        dispensing.dispense_start(node=declining, request=copy)
     assert refused.value.status in (409, 422)
 
 
@@ -269,13 +275,13 @@ def test_peer_to_peer_decline_then_renominated_to_a_pharmacy_the_prescriber_poll
     moved = wait_for(
         lambda: held_at(second_choice, request), message="the request reaching the second pharmacy"
     )
-    dispensing.dispense_claim(node=second_choice, request=moved)
+    dispensing.dispense_start(node=second_choice, request=moved)
     wait_for(
         lambda: "in-progress" in [d["status"] for d in dispenses_at(gp)],
         message="the prescriber seeing the claim by polling",
     )
     assert status(request) == "active"
-    assert "in-progress" in screens.as_user("prescriber").get("/gp/prescriptions").content.decode()
+    assert "With dispenser" in text_of(screens.as_user("prescriber").get("/gp/prescriptions"))
     dispensing.dispense_complete(node=second_choice, request=moved)
     wait_for(lambda: status(request) == "completed", timeout=40, message="completion learnt by polling")
     polls = Message.objects.filter(node=gp, kind="dispense.poll")

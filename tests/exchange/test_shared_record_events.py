@@ -33,9 +33,9 @@ def test_issue_claim_complete_through_the_brokers_events(nodes, worker, screens)
         json.loads(first.text)["groupIdentifier"]["value"]
         in pharmacist.get(f"/{PHARMACY}/worklist").content.decode()
     )
-    dispensing.dispense_claim(node=pharmacy, request=copy)
+    dispensing.dispense_start(node=pharmacy, request=copy)
     assert [d["status"] for d in dispenses_at(broker)] == ["in-progress"]
-    assert "in-progress" in pharmacist.get(f"/{PHARMACY}/worklist").content.decode()
+    assert "With dispenser" in pharmacist.get(f"/{PHARMACY}/worklist?status=with-dispenser").content.decode()
     assert pharmacist.get("/gp/prescriptions").status_code == 404  # another node's screen
     dispensing.dispense_complete(node=pharmacy, request=copy, days_supply=7)
     wait_for(lambda: status(first) == "completed", message="the broker's event completing the request")

@@ -28,7 +28,7 @@ def test_peer_to_peer_issue_dispense_and_the_prescriber_completes(nodes, worker)
     group = json.loads(copy.text)["groupIdentifier"]["value"]
     assert group == json.loads(first.text)["groupIdentifier"]["value"]
 
-    dispensing.dispense_claim(node=pharmacy, request=copy)
+    dispensing.dispense_start(node=pharmacy, request=copy)
     dispensing.dispense_complete(node=pharmacy, request=copy, days_supply=15)
     wait_for(lambda: status(first) == "completed", message="the prescriber's request completing")
     assert status(second) == "active"
@@ -96,7 +96,7 @@ def test_shared_record_issue_claim_complete_updates_the_broker_and_the_prescribe
     (request,) = issue(nodes, "pharmacy-shared-record")
     shared = wait_for(lambda: held_at(broker, request), message="the broker storing the request")
     copy = wait_for(lambda: held_at(pharmacy, request), message="the pharmacy fetching it from the broker")
-    dispensing.dispense_claim(node=pharmacy, request=copy)
+    dispensing.dispense_start(node=pharmacy, request=copy)
     assert [d["status"] for d in dispenses_at(broker)] == ["in-progress"]
     dispensing.dispense_complete(node=pharmacy, request=copy, days_supply=28)
     wait_for(lambda: status(request) == "completed", message="the prescriber completing its request")
@@ -119,10 +119,10 @@ def test_two_pharmacies_claiming_one_shared_record_prescription(nodes, worker):
     from exchange.copies import copy_store
 
     other_copy = copy_store(node=second, resource=json.loads(shared.text))
-    claim = dispensing.dispense_claim(node=first, request=copy)
-    assert dispensing.dispense_claim(node=first, request=copy).pk == claim.pk  # a repeat: the same claim
+    claim = dispensing.dispense_start(node=first, request=copy)
+    assert dispensing.dispense_start(node=first, request=copy).pk == claim.pk  # a repeat: the same claim
     with pytest.raises(FHIRError) as refused:
-        dispensing.dispense_claim(node=second, request=other_copy)
+        dispensing.dispense_start(node=second, request=other_copy)
     assert refused.value.status == 409
     assert "FH542" in str(refused.value)
     with pytest.raises(FHIRError) as handed_over:  # nor can it hand over without claiming

@@ -79,3 +79,11 @@ def test_a_request_from_elsewhere_without_an_item_id_is_listed_not_a_500(client,
     page = client.get("/gp/prescriptions")
     assert page.status_code == 200
     assert b"Paracetamol" in page.content
+
+
+def test_a_screen_and_its_htmx_partial_are_told_apart_by_caches(client, prescriber):
+    client.force_login(prescriber)
+    page = client.get("/gp/prescriptions")
+    partial = client.get("/gp/prescriptions", HTTP_HX_REQUEST="true")
+    assert "HX-Request" in page["Vary"]
+    assert "HX-Request" in partial["Vary"]

@@ -62,7 +62,7 @@ class Command(BaseCommand):
         for item in issued:
             copy = request_for_item(node=pharmacy, item=item)
             try:
-                dispensing.dispense_claim(node=pharmacy, request=copy)
+                dispensing.dispense_start(node=pharmacy, request=copy)
                 dispensing.dispense_complete(node=pharmacy, request=copy)
             except FHIRError as exc:
                 raise CommandError(f"Dispensing {item} failed: {exc}") from exc
