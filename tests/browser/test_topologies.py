@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from nodes.demo import NODES, TOPOLOGIES
-from tests.browser.conftest import mark, not_reloaded
+from tests.browser.conftest import mark, not_reloaded, screenshot
 from tests.browser.journeys import (
     AMOXICILLIN,
     ARRIVAL_MS,
@@ -50,6 +50,8 @@ def test_a_two_item_prescription_is_issued_dispensed_and_seen_dispensed(sign_in,
     expect_dispensed(prescriber)
     assert not_reloaded(prescriber)
     expect(prescriber.locator("#items")).to_contain_text(NAMES[pharmacy])
+    screenshot(prescriber, f"prescription-dispensed-{topology}")
+    screenshot(pharmacist, f"pharmacy-prescription-dispensed-{topology}")
 
 
 def test_a_token_with_no_nomination_is_found_at_a_shared_record_pharmacy_and_dispensed(sign_in, demo):
