@@ -125,6 +125,12 @@ class PrescriptionView:
     def active(self) -> list[ItemView]:
         return [item for item in self.items if item.status == "active"]
 
+    @property
+    def actions_key(self) -> str:
+        """What can be done to it (which items can be cancelled, which re-nominated): a screen
+        showing other actions is out of date."""
+        return "|".join(",".join(item.item_id for item in items) for items in (self.active, self.returned))
+
 
 def patient_view(*, node: Node, record: Resource) -> PatientView:
     content = jsonio.loads(record.text)

@@ -289,6 +289,8 @@ def _prescription_render(
         "form": renominate_form if renominate_form.errors else cancel_form,
         "pharmacies": selectors.directory_pharmacies(node=node),
         "can_act": can(request.member, Role.PRESCRIBER),
+        # A poll from a page whose actions are out of date swaps the new ones in (htmx out of band).
+        "oob": bool(request.htmx) and request.GET.get("actions") != prescription.actions_key,
     }
     return polled_render(request, "prescribing/prescription.html", "items", context, final=prescription.final)
 

@@ -50,6 +50,7 @@ def test_a_two_item_prescription_is_issued_dispensed_and_seen_dispensed(sign_in,
     expect_dispensed(prescriber)
     assert not_reloaded(prescriber)
     expect(prescriber.locator("#items")).to_contain_text(NAMES[pharmacy])
+    expect(prescriber.get_by_role("button", name="Cancel prescription")).to_have_count(0)  # nothing to cancel
     screenshot(prescriber, f"prescription-dispensed-{topology}")
     screenshot(pharmacist, f"pharmacy-prescription-dispensed-{topology}")
 

@@ -54,6 +54,20 @@ def test_the_page_polls_while_open_and_answers_286_once_the_prescription_is_fini
     assert "Cancelled: Prescribing error" in text_of(finished)
 
 
+def test_a_poll_from_a_page_showing_old_actions_swaps_in_the_current_ones(registered, hosted):
+    page = registered.client.get(hosted).content.decode()
+    key = page.split('hx-vals=\'{"actions": "')[1].split('"')[0]
+    assert "Cancel prescription" in page
+    current = registered.client.get(hosted, {"actions": key}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-swap-oob="true"' not in current  # the page's actions are still right
+
+    registered.client.post(f"{hosted}/cancel", {"reason": "0001", "item": ""})
+    deliver_all()
+    stale = registered.client.get(hosted, {"actions": key}, HTTP_HX_REQUEST="true").content.decode()
+    assert '<div id="actions" hx-swap-oob="true">' in stale
+    assert "Cancel prescription" not in stale  # nothing left to cancel
+
+
 def test_cancelling_one_item_of_a_hosted_prescription_cancels_only_it(registered, gp):
     url = registered.prescribe(route="other", pharmacy=HOSTED)
     first, _second = stored(gp, "MedicationRequest")
