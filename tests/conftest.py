@@ -7,8 +7,33 @@ import pytest
 from nodes.demo import demo_seed
 from nodes.models import Node
 
+BROWSER_LEFT_OUT = pytest.StashKey[int]()
+
 # Playwright and threaded live servers touch the ORM from non-async-safe contexts.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Without Chromium the browser tests cannot run: leave them out and say so in one line
+    (unless DMED_REQUIRE_BROWSER, as in CI, where their browser fixture fails instead)."""
+    from tests.browser.conftest import chromium_path
+
+    if chromium_path() or os.environ.get("DMED_REQUIRE_BROWSER"):
+        return
+    browser = [item for item in items if item.nodeid.startswith("tests/browser/")]
+    if browser:
+        items[:] = [item for item in items if not item.nodeid.startswith("tests/browser/")]
+        config.hook.pytest_deselected(items=browser)
+        config.stash[BROWSER_LEFT_OUT] = len(browser)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    left_out = config.stash.get(BROWSER_LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_line(
+            f"{left_out} browser tests skipped: Chromium is not installed (apt-get install chromium)",
+            yellow=True,
+        )
 
 
 @pytest.fixture(autouse=True)
