@@ -2,15 +2,22 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from fhirserver.selectors import resource_counts
 from nodes.selectors import membership_for_user, nodes_for_user
 
+# Where a member of each kind of node starts.
+START = {"prescribing": "patients", "dispensing": "worklist", "broker": "shared-record"}
+
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "nodes/home.html", {"nodes": nodes_for_user(user=request.user)})
+    """The member's systems; a member of one goes straight to where its work starts."""
+    nodes = list(nodes_for_user(user=request.user))
+    if len(nodes) == 1:
+        return redirect(START[nodes[0].kind], nodes[0].slug)
+    return render(request, "nodes/home.html", {"nodes": nodes})
 
 
 @login_required

@@ -38,7 +38,8 @@ def test_sign_in_with_a_wrong_password_shows_the_error_summary(client, prescribe
 
 def test_a_member_sees_their_node(client, prescriber):
     client.force_login(prescriber)
-    home = client.get("/")
+    home = client.get("/", follow=True)
+    assert home.redirect_chain == [("/gp/patients", 302)]  # one node: straight to its work
     assert b"Hallgarth Surgery" in home.content
     page = client.get("/gp/")
     assert page.status_code == 200
@@ -49,7 +50,7 @@ def test_a_member_sees_their_node(client, prescriber):
 def test_a_user_from_another_node_gets_404_not_a_hint(client, prescriber, outsider):
     client.force_login(outsider)
     assert client.get("/gp/").status_code == 404
-    assert b"Hallgarth Surgery" not in client.get("/").content
+    assert b"Hallgarth Surgery" not in client.get("/", follow=True).content
 
 
 def test_demo_seed_can_run_twice(db):
