@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
-from dispensing.services import NOT_DISPENSED_REASONS, prescription_id_check, prescription_id_normalised
+from dispensing.services import NOT_DISPENSED_REASONS
+from fhirserver.nhs import prescription_id_error, prescription_id_normalised
 
 
 class FindForm(forms.Form):
@@ -21,7 +22,7 @@ class FindForm(forms.Form):
 
     def clean_prescription_id(self) -> str:
         value = self.cleaned_data["prescription_id"]
-        problem = prescription_id_check(value)
+        problem = prescription_id_error(value)
         if problem:
             raise forms.ValidationError(problem)
         return prescription_id_normalised(value)

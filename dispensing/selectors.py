@@ -7,12 +7,18 @@ from datetime import UTC, datetime
 
 from django.utils.dateparse import parse_datetime
 
-from dispensing.services import NOT_DISPENSED_REASONS, prescription_id_check, prescription_id_normalised
+from dispensing.services import NOT_DISPENSED_REASONS
 from exchange.models import Message, Partner
 from fhirserver import jsonio, medication
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource, ResourceVersion
-from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, nhs_number_is_valid
+from fhirserver.nhs import (
+    NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
+    nhs_number_is_valid,
+    prescription_id_error,
+    prescription_id_normalised,
+)
 from fhirserver.patient import nhs_number_spaced
 from fhirserver.search import matching
 from fhirserver.selectors import requests_for_prescription
@@ -356,7 +362,7 @@ def _dispensed_search(node: Node, query: str) -> list[tuple[str, str]]:
         if not nhs_number_is_valid(digits):
             raise FHIRError(400, "invalid", "Enter a valid NHS number of 10 digits, like 944 930 4130", ["q"])
         return [("subject:identifier", f"{NHS_NUMBER_SYSTEM}|{digits}")]
-    if prescription_id_check(digits) is not None:
+    if prescription_id_error(digits) is not None:
         raise FHIRError(
             400, "invalid", "Enter an NHS number (10 digits) or a Prescription ID (18 characters)", ["q"]
         )

@@ -21,7 +21,12 @@ from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import DISPENSE_SYSTEM, ITEM_SYSTEM
 from fhirserver.models import Resource
-from fhirserver.nhs import ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM, prescription_id_problem
+from fhirserver.nhs import (
+    ODS_SYSTEM,
+    PRESCRIPTION_ID_SYSTEM,
+    prescription_id_error,
+    prescription_id_normalised,
+)
 from fhirserver.search import matching
 from fhirserver.selectors import dispenses_for_item, requests_for_prescription
 from nodes.models import Node
@@ -348,34 +353,13 @@ def claim_at_broker(*, node: Node, broker: Partner, dispense: dict) -> None:
 # Finding a prescription by its token (the Prescription ID, typed or scanned).
 
 
-def prescription_id_normalised(value: str) -> str:
-    """Return a typed or scanned Prescription ID as stored: no spaces, upper case, and hyphens
-    where they go when it was given without them."""
-    compact = "".join(value.split()).upper()
-    bare = compact.replace("-", "")
-    return f"{bare[:6]}-{bare[6:12]}-{bare[12:]}" if len(bare) == 18 else compact
-
-
-def prescription_id_check(value: str) -> str | None:
-    """Return what is wrong with a Prescription ID, as the pharmacist should read it, or None."""
-    value = prescription_id_normalised(value)
-    if not value:
-        return "Enter the Prescription ID"
-    problem = prescription_id_problem(value)
-    if problem is None:
-        return None
-    if "checksum" in problem:
-        return "The check character (the last one) does not match: check the Prescription ID"
-    return "Enter a Prescription ID of 18 characters, like 24F5DA-A83008-7EFE6Z"
-
-
 def prescription_find(*, node: Node, prescription_id: str) -> list[Resource]:
     """Return a prescription's requests found by its ID: held here, or else fetched from the
     shared record while the pharmacist waits and kept here. Refuse (FHIRError, storing nothing) a
     wrong ID, and a prescription not found, cancelled, with or dispensed by another pharmacy, or
     nominated to another."""
     pid = prescription_id_normalised(prescription_id)
-    problem = prescription_id_check(pid)
+    problem = prescription_id_error(pid)
     if problem:
         raise FHIRError(422, "invalid", problem, ["prescription_id"])
     held = list(requests_for_prescription(node=node, prescription_id=pid))

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from dispensing import forms, selectors, services
 from exchange.selectors import exchange_summary
 from fhirserver.errors import FHIRError
+from fhirserver.nhs import prescription_id_error
 from nodes.access import Role, member_view
 from nodes.models import Node
 from nodes.polling import polled_render
@@ -47,7 +48,7 @@ def find_check(request: HttpRequest, node: Node) -> HttpResponse:
     """What is wrong with the Prescription ID typed so far (htmx, as the pharmacist types)."""
     value = request.GET.get("prescription_id", "")
     bare = "".join(value.split()).replace("-", "")
-    problem = services.prescription_id_check(value) if len(bare) >= 18 else None
+    problem = prescription_id_error(value) if len(bare) >= 18 else None
     context = {"problem": problem, "complete": len(bare) >= 18 and problem is None}
     return render(request, "dispensing/find.html#check", context)
 

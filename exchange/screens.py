@@ -13,7 +13,7 @@ from django.shortcuts import redirect
 from exchange import selectors
 from exchange.models import Message
 from exchange.services import message_requeue
-from fhirserver.nhs import nhs_number_is_valid, prescription_id_problem
+from fhirserver.nhs import nhs_number_is_valid, prescription_id_error, prescription_id_normalised
 from nodes.access import Role, can, member_view
 from nodes.models import Node
 from nodes.polling import polled_render
@@ -104,17 +104,10 @@ class SharedRecordSearchForm(forms.Form):
             if not nhs_number_is_valid(digits):
                 raise forms.ValidationError("Enter a valid NHS number: 10 digits, like 943 476 5919")
             return {"nhs_number": digits}
-        prescription_id = value.replace(" ", "").upper()
-        problem = prescription_id_problem(prescription_id)
-        if problem == "has an invalid checksum":
-            raise forms.ValidationError(
-                "The Prescription ID's check character (its last) does not match: check the ID"
-            )
+        problem = prescription_id_error(value)
         if problem:
-            raise forms.ValidationError(
-                "Enter a Prescription ID in the format 24F5DA-A83008-7EFE6Z, or a 10-digit NHS number"
-            )
-        return {"prescription_id": prescription_id}
+            raise forms.ValidationError(problem)
+        return {"prescription_id": prescription_id_normalised(value)}
 
 
 @member_view(Node.Kind.BROKER, see=EVERYONE)

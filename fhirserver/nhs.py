@@ -44,3 +44,24 @@ def prescription_id_problem(value: str) -> str | None:
     if (_mod37_2(data) + _CHECK_ALPHABET.index(check)) % 37 != 1:
         return "has an invalid checksum"
     return None
+
+
+def prescription_id_normalised(value: str) -> str:
+    """Return a typed or scanned Prescription ID as stored: no spaces, upper case, and hyphens
+    where they go when it was given without them."""
+    compact = "".join(value.split()).upper()
+    bare = compact.replace("-", "")
+    return f"{bare[:6]}-{bare[6:12]}-{bare[12:]}" if len(bare) == 18 else compact
+
+
+def prescription_id_error(value: str) -> str | None:
+    """Return what is wrong with a typed Prescription ID, as the person typing it reads it, or None."""
+    value = prescription_id_normalised(value)
+    if not value:
+        return "Enter the Prescription ID"
+    problem = prescription_id_problem(value)
+    if problem is None:
+        return None
+    if "checksum" in problem:
+        return "The check character (the last one) does not match: check the Prescription ID"
+    return "Enter a Prescription ID in the format 24F5DA-A83008-7EFE6Z"

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from fhirserver.nhs import nhs_number_is_valid, prescription_id_check_character, prescription_id_problem
+from fhirserver.nhs import (
+    nhs_number_is_valid,
+    prescription_id_check_character,
+    prescription_id_error,
+    prescription_id_normalised,
+    prescription_id_problem,
+)
 
 VALID_IDS = [
     "24F5DA-A83008-7EFE6Z",
@@ -46,3 +52,15 @@ def test_valid_nhs_numbers_pass(value):
 )
 def test_invalid_nhs_numbers_fail(value):
     assert not nhs_number_is_valid(value)
+
+
+@pytest.mark.parametrize("typed", ["24f5da-a83008-7efe6z", " 24F5DAA830087EFE6Z ", "24F5 DA-A830 08-7EFE6Z"])
+def test_a_typed_or_scanned_prescription_id_is_normalised_and_accepted(typed):
+    assert prescription_id_normalised(typed) == "24F5DA-A83008-7EFE6Z"
+    assert prescription_id_error(typed) is None
+
+
+def test_a_typed_prescription_id_gets_an_error_a_person_can_act_on():
+    assert prescription_id_error("") == "Enter the Prescription ID"
+    assert "check character" in prescription_id_error("24F5DA-A83008-7EFE6A")
+    assert "in the format" in prescription_id_error("24F5DA-A83008")
