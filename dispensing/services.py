@@ -133,14 +133,6 @@ def prescription_requests(*, node: Node, prescription_id: str) -> list[Resource]
     return records
 
 
-def prescription_item(*, node: Node, prescription_id: str, item_id: str) -> Resource:
-    """Return one item (request) of a prescription held here; 404 when it has no such item."""
-    for record in prescription_requests(node=node, prescription_id=prescription_id):
-        if medication.item_id(jsonio.loads(record.text)) == item_id:
-            return record
-    raise FHIRError(404, "not-found", f"Prescription {prescription_id} has no such item.")
-
-
 def prescription_start(*, node: Node, prescription_id: str) -> list[Resource]:
     """Start dispensing every active item of a prescription not yet dispensed or returned here;
     refuse when there is none. Each item's start is whole (at the broker first in the shared

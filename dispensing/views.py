@@ -95,7 +95,7 @@ def item_dispense(request: HttpRequest, node: Node, prescription_id: str, item_i
         else:
             flash.success(request, f"{item.medicine} dispensed.")
             return redirect("pharmacy-prescription", node.slug, page.prescription_id)
-    context = {"node": node, "prescription": page, "item": item, "form": form}
+    context = {"node": node, "prescription": page, "item": item, "form": form, "can_act": _acts(request)}
     return render(request, "dispensing/dispense.html", context)
 
 
@@ -123,7 +123,7 @@ def prescription_return(request: HttpRequest, node: Node, prescription_id: str) 
         else:
             flash.success(request, "Returned to the prescriber as not dispensed.")
             return redirect("pharmacy-prescription", node.slug, page.prescription_id)
-    context = {"node": node, "prescription": page, "form": form}
+    context = {"node": node, "prescription": page, "form": form, "can_act": _acts(request)}
     return render(request, "dispensing/return.html", context)
 
 

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from fhirserver import jsonio, patient
+from fhirserver import jsonio, medication, patient
 from fhirserver.errors import FHIRError
 from medicines.selectors import medicine_get
 from nodes.models import Node
@@ -42,6 +42,7 @@ def draft_item_add(
     if medicine is None:
         raise FHIRError(422, "value", "Choose a medicine from the catalogue.", ["medicine"])
     item = {
+        "key": uuid.uuid4().hex,  # removing names the item, so a repeated remove takes no other
         "code": medicine.code,
         "display": medicine.name,
         "unit": medicine.unit,
@@ -55,9 +56,9 @@ def draft_item_add(
     return draft
 
 
-def draft_item_remove(*, draft: PrescriptionDraft, index: int) -> PrescriptionDraft:
+def draft_item_remove(*, draft: PrescriptionDraft, key: str) -> PrescriptionDraft:
     _open(draft)
-    draft.items = [item for number, item in enumerate(draft.items) if number != index]
+    draft.items = [item for item in draft.items if item.get("key") != key]
     draft.save(update_fields=["items"])
     return draft
 
@@ -91,20 +92,26 @@ def draft_issue(*, node: Node, token: uuid.UUID, prescriber_name: str) -> str:
     if not draft.items:
         raise FHIRError(422, "required", "Add at least one item.", ["medicine"])
     record = patient_find(node=node, nhs_number=draft.nhs_number)
+    content = jsonio.loads(record.text) if record else {}
+    pharmacy_ods = draft.pharmacy_ods
+    if draft.route == PrescriptionDraft.Route.NOMINATED:  # the nomination as it is now, not when drafted
+        pharmacy_ods = patient.nominated_ods(content)
+        if not pharmacy_ods:
+            raise FHIRError(
+                422, "required", "This patient has no nominated pharmacy now: choose one.", ["route"]
+            )
     requests = prescription_issue(
         node=node,
         nhs_number=draft.nhs_number,
         items=[
             Item(**{k: v for k, v in item.items() if k in Item.__dataclass_fields__}) for item in draft.items
         ],
-        pharmacy_ods=draft.pharmacy_ods or None,
+        pharmacy_ods=pharmacy_ods or None,
         course=draft.course,
-        patient_name=patient.display_name(jsonio.loads(record.text)) if record else "",
+        patient_name=patient.display_name(content),
         prescriber_name=prescriber_name,
     )
-    from fhirserver.medication import group_id
-
-    draft.prescription_id = group_id(jsonio.loads(requests[0].text))
+    draft.prescription_id = medication.group_id(jsonio.loads(requests[0].text))
     draft.issued_at = timezone.now()
     draft.save(update_fields=["prescription_id", "issued_at"])
     return draft.prescription_id

@@ -201,6 +201,8 @@ def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
         else []
     )
     ods = medication.nominated_ods(content)
+    # What the pharmacy it is with now has done (a re-nominated item's earlier decline is history).
+    current = [d for d in dispenses if not ods or medication.performer_ods(d) == ods]
     view = ItemView(
         record=record,
         item_id=item,
@@ -211,7 +213,7 @@ def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
         returned=medication.returned(content),
         pharmacy_ods=ods,
         pharmacy=_pharmacy_name(node, ods),
-        dispensing=DISPENSE_WORDS.get(dispenses[-1].get("status", ""), "") if dispenses else "",
+        dispensing=DISPENSE_WORDS.get(current[-1].get("status", ""), "") if current else "",
     )
     if story:
         view.events = sorted(_events(node, record, content, item), key=lambda e: e.when or datetime.min)

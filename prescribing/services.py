@@ -141,7 +141,10 @@ def cancellation_refused(*, message: Message, error: str, dead: bool) -> None:
 
 
 def _cancel_here(node: Node, record: Resource, reason_code: str) -> dict:
-    content = medication.cancelled(jsonio.loads(record.text), reason_code)
+    current = jsonio.loads(record.text)
+    if current["status"] == "cancelled":  # a second acceptance (the cancel sent twice) changes nothing
+        return current
+    content = medication.cancelled(current, reason_code)
     content = medication.with_status_history(content, code="R-0001", when=timezone.now())
     _save(node, record, content)
     return content

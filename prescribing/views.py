@@ -110,9 +110,7 @@ def draft_page(request: HttpRequest, node: Node, token: uuid.UUID) -> HttpRespon
         return redirect("prescription", node.slug, draft.prescription_id)
     action = request.POST.get("action", "") if request.method == "POST" else ""
     if action == "remove":
-        index = request.POST.get("index", "")
-        if index.isdigit():
-            drafts.draft_item_remove(draft=draft, index=int(index))
+        drafts.draft_item_remove(draft=draft, key=request.POST.get("item", ""))
         return redirect("draft", node.slug, token)
     # A search (the no-JavaScript one) keeps what was typed in the item's other boxes.
     kept = {name: request.POST.get(name, "") for name in ITEM_FIELDS} if action == "search" else {}
@@ -152,7 +150,7 @@ def draft_page(request: HttpRequest, node: Node, token: uuid.UUID) -> HttpRespon
         else:
             return redirect("draft-review", node.slug, token)
     query = request.POST.get("q", "").strip() if action in ("search", "add") else ""
-    chosen = request.POST.get("medicine", "") if action == "add" else ""
+    chosen = request.POST.get("medicine", "") if action in ("add", "search") else ""
     context = {
         "node": node,
         "draft": draft,

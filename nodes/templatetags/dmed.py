@@ -1,4 +1,4 @@
-"""Template filters every screen uses: NHS numbers as people read them, statuses as tags."""
+"""Template filters the screens use: NHS numbers as people read them, messages in words."""
 
 from __future__ import annotations
 
@@ -8,33 +8,11 @@ from fhirserver.patient import nhs_number_spaced
 
 register = template.Library()
 
-# NHS.UK tag colours for the statuses screens show.
-TAG_COLOURS = {
-    "active": "blue",
-    "completed": "green",
-    "dispensed": "green",
-    "cancelled": "red",
-    "stopped": "grey",
-    "returned": "orange",
-    "declined": "orange",
-    "in-progress": "aqua-green",
-    "pending": "yellow",
-    "delivered": "green",
-    "dead": "red",
-}
-
 
 @register.filter
 def nhs_number(value: str) -> str:
     """943 476 5919."""
     return nhs_number_spaced(value or "")
-
-
-@register.filter
-def tag_colour(status: str) -> str:
-    """The NHS.UK tag modifier class for a status ("" for the default blue)."""
-    colour = TAG_COLOURS.get((status or "").lower(), "grey")
-    return f"nhsuk-tag--{colour}"
 
 
 @register.filter

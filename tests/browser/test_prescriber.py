@@ -121,6 +121,9 @@ def test_a_returned_prescription_is_renominated_to_another_pharmacy_which_dispen
     prescriber.get_by_label("Pharmacy", exact=True).select_option(value=HOSTED_ODS)
     prescriber.get_by_role("button", name="Send to this pharmacy").click()
     mark(prescriber)
+    expect(prescriber.locator("#items [data-status='active']")).to_have_text(
+        "To be dispensed"
+    )  # not "Declined"
     pharmacist_opens_arrival(other, HOSTED, pid)
     pharmacist_starts_and_dispenses(other)
     expect(prescriber.locator("#items [data-status='completed']")).to_have_count(1, timeout=ARRIVAL_MS)

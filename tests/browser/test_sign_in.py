@@ -23,8 +23,9 @@ def test_a_wrong_password_shows_the_error_summary_with_focus(browser, live_serve
 
 def test_a_signed_in_prescriber_sees_their_practice_and_not_another_node(sign_in, nodes):
     page = sign_in("prescriber")
-    assert "Hallgarth Surgery" in page.inner_text("main")
-    assert "Station Road Pharmacy" not in page.inner_text("main")
+    assert page.url.endswith("/gp/patients")  # straight to where a prescriber's work starts
+    assert "Hallgarth Surgery" in page.inner_text("header")
+    assert "Station Road Pharmacy" not in page.inner_text("body")
     response = page.goto("/pharmacy-peer-to-peer/worklist")
     assert response.status == 404
     assert "Page not found" in page.inner_text("h1")

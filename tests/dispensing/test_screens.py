@@ -51,6 +51,20 @@ def test_the_worklist_lists_an_arrived_prescription_once_to_be_dispensed(pharmac
     assert arrived in poll.content.decode()
 
 
+def test_a_poll_of_an_unchanged_worklist_or_prescription_swaps_nothing_and_a_change_swaps_it_in(
+    pharmacist, nodes, arrived
+):
+    for url in (f"/{P2P}/worklist", f"/{P2P}/dispensing/{arrived}"):
+        page = pharmacist.get(url).content.decode()
+        seen = re.search(r"seen=([0-9a-f]{16})", page).group(1)
+        assert pharmacist.get(url, {"seen": seen}, HTTP_HX_REQUEST="true").status_code == 204
+        assert pharmacist.get(url, {"seen": "0" * 16}, HTTP_HX_REQUEST="true").status_code == 200
+    pharmacist.post(f"/{P2P}/dispensing/{arrived}/start")
+    changed = pharmacist.get(f"/{P2P}/dispensing/{arrived}", {"seen": seen}, HTTP_HX_REQUEST="true")
+    assert changed.status_code == 200
+    assert "With dispenser" in text_of(changed)
+
+
 def test_start_then_dispense_each_item_with_quantity_and_note_moves_it_to_dispensed(
     pharmacist, nodes, arrived
 ):

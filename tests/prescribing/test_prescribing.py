@@ -99,12 +99,14 @@ def test_a_quantity_of_0_is_an_error_linked_to_its_field_and_nothing_is_added(re
     assert stored(gp, "MedicationRequest") == []
 
 
-def test_an_item_can_be_removed_before_the_review(registered):
+def test_an_item_can_be_removed_before_the_review_and_a_repeated_remove_takes_no_other(registered):
     draft = registered.start()
     registered.add(draft, PARACETAMOL)
     registered.add(draft, AMOXICILLIN)
-    registered.client.post(draft, {"action": "remove", "index": "0"})
-    registered.client.post(draft, {"action": "remove", "index": "not a number"})
+    first = PrescriptionDraft.objects.get().items[0]["key"]
+    registered.client.post(draft, {"action": "remove", "item": first})
+    registered.client.post(draft, {"action": "remove", "item": first})  # a double click
+    registered.client.post(draft, {"action": "remove", "item": "no such item"})
     assert [i["display"] for i in PrescriptionDraft.objects.get().items] == ["Amoxicillin 250mg capsules"]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+from urllib.parse import unquote
 
 import pytest
 
@@ -56,7 +58,7 @@ def test_the_page_polls_while_open_and_answers_286_once_the_prescription_is_fini
 
 def test_a_poll_from_a_page_showing_old_actions_swaps_in_the_current_ones(registered, hosted):
     page = registered.client.get(hosted).content.decode()
-    key = page.split('hx-vals=\'{"actions": "')[1].split('"')[0]
+    key = unquote(re.search(r"actions=([^&\"]*)", page).group(1))
     assert "Cancel prescription" in page
     current = registered.client.get(hosted, {"actions": key}, HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-swap-oob="true"' not in current  # the page's actions are still right
