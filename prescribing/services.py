@@ -97,6 +97,14 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
             "business-rule",
             f"Only an active prescription can be cancelled; this one is {content['status']}.",
         )
+    asked = Message.objects.filter(
+        node=node,
+        status=Message.Status.PENDING,
+        kind__in=("request.cancel.fetch", "request.cancel"),
+        context__request=request.logical_id,
+    ).first()
+    if asked is not None:  # asked already (a second click): the holder's answer is awaited
+        return asked
     pharmacy = _nominated(node, content)
     if _topology(pharmacy) == Topology.PRESCRIBER_HOSTED:  # this node holds the record
         _cancel_here(node, request, reason_code)

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from exchange.models import Message
 from fhirserver import medication
 from tests.exchange.flows import deliver_all
 from tests.pages import text_of
@@ -68,6 +69,16 @@ def test_a_poll_from_a_page_showing_old_actions_swaps_in_the_current_ones(regist
     stale = registered.client.get(hosted, {"actions": key}, HTTP_HX_REQUEST="true").content.decode()
     assert '<div id="actions" hx-swap-oob="true">' in stale
     assert "Cancel prescription" not in stale  # nothing left to cancel
+
+
+def test_a_cancellation_sent_twice_before_the_answer_asks_the_pharmacy_once(registered, gp):
+    pushed = registered.prescribe(codes=(PARACETAMOL,))  # to the peer-to-peer pharmacy, which holds it
+    for _ in range(2):  # a double click, or the form sent again while the first is on its way
+        assert registered.client.post(f"{pushed}/cancel", {"reason": "0001", "item": ""}).status_code == 302
+    assert Message.objects.filter(node=gp, kind="request.cancel.fetch").count() == 1
+    deliver_all()
+    assert [r["status"] for r in stored(gp, "MedicationRequest")] == ["cancelled"]
+    assert Message.objects.filter(node=gp, kind="request.cancel").count() == 1
 
 
 def test_cancelling_one_item_of_a_hosted_prescription_cancels_only_it(registered, gp):
