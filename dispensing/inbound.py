@@ -12,10 +12,11 @@ from nodes.models import Node
 # Where the prescriber keeps the record (prescriber-hosted, shared record), a pharmacy's request is
 # a copy of it: the holder has decided, and the copy follows.
 HELD_BY_THE_PHARMACY = {Topology.PEER_TO_PEER, Topology.DISPENSER_HOSTED}
-# What stops a cancellation, as EPS reports it, by the status of a dispense.
-REFUSED_WHEN = {
-    "completed": ("R-0004", "the item has already been dispensed to the patient"),
-    "in-progress": ("R-0003", "the item is with a dispenser, being dispensed"),
+# What stops a cancellation, as EPS reports it: the item dispensed, or with a dispenser (claimed,
+# supplied in part, or owed).
+REFUSALS = {
+    "R-0004": "the item has already been dispensed to the patient",
+    "R-0003": "the item is with a dispenser, being dispensed",
 }
 
 
@@ -25,20 +26,24 @@ def request_stored(*, node: Node, record: Resource, content: dict) -> None:
         return
     from dispensing.services import dispenses_for
 
-    statuses = {jsonio.loads(d.text).get("status") for d in dispenses_for(node=node, request=record)}
-    for status, (code, why) in REFUSED_WHEN.items():
-        if status in statuses:
-            raise FHIRError(
-                422,
-                "business-rule",
-                f"{code} Not cancelled: {why}.",
-                ["MedicationRequest.status"],
-                details={
-                    "system": medication.STATUS_HISTORY_SYSTEM,
-                    "code": code,
-                    "display": medication.CANCELLATION_OUTCOMES[code],
-                },
-            )
+    taken = [jsonio.loads(d.text) for d in dispenses_for(node=node, request=record)]
+    taken = [d for d in taken if d.get("status") in ("in-progress", "completed")]
+    if not taken:
+        return
+    code = (
+        "R-0004" if medication.item_supply(content, taken).status == medication.FULLY_DISPENSED else "R-0003"
+    )
+    raise FHIRError(
+        422,
+        "business-rule",
+        f"{code} Not cancelled: {REFUSALS[code]}.",
+        ["MedicationRequest.status"],
+        details={
+            "system": medication.STATUS_HISTORY_SYSTEM,
+            "code": code,
+            "display": medication.CANCELLATION_OUTCOMES[code],
+        },
+    )
 
 
 def _holds(node: Node, request: dict) -> bool:

@@ -28,18 +28,20 @@ from nodes.models import Node
 STATUSES = {
     "new": ("To be dispensed", "blue"),
     "with-dispenser": ("With dispenser", "yellow"),
+    "owing": ("Owing", "purple"),
     "dispensed": ("Dispensed", "green"),
     "returned": ("Returned", "orange"),
     "cancelled": ("Cancelled", "red"),
     "closed": ("Closed", "grey"),
 }
-OPEN = ("new", "with-dispenser")
+OPEN = ("new", "with-dispenser", "owing")
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 # The worklist's filters (?status=), the first the default.
 FILTERS = {
     "open": ("To do", OPEN),
     "new": ("To be dispensed", ("new",)),
     "with-dispenser": ("With dispenser", ("with-dispenser",)),
+    "owing": ("Owing", ("owing",)),
     "dispensed": ("Dispensed", ("dispensed",)),
     "returned": ("Returned", ("returned",)),
     "cancelled": ("Cancelled", ("cancelled",)),
@@ -56,7 +58,9 @@ class ItemRow:
     quantity_value: float | int | None
     dosage: str
     status: str
-    supplied: str = ""  # what this pharmacy supplied, once dispensed
+    supplied: str = ""  # what this pharmacy has supplied, all supplies together
+    owing: str = ""  # what it still owes, after a part supply
+    owing_value: float | int | None = None
     reason: str = ""  # why it was returned
     note: str = ""
 
@@ -71,6 +75,11 @@ class ItemRow:
     @property
     def open(self) -> bool:
         return self.status in OPEN
+
+    @property
+    def amendable(self) -> bool:
+        """Its last supply may be corrected (a wrong quantity keyed)."""
+        return bool(self.supplied) and self.status in ("owing", "dispensed")
 
 
 @dataclass
@@ -144,8 +153,10 @@ class PrescriptionPage(PrescriptionRow):
 def prescription_status(items: list[str]) -> str:
     """Return a prescription's status at this pharmacy from its items' statuses."""
     found = set(items)
-    if "with-dispenser" in found or ("new" in found and found & {"dispensed", "returned"}):
+    if "with-dispenser" in found or ("new" in found and found & {"dispensed", "returned", "owing"}):
         return "with-dispenser"
+    if "owing" in found:
+        return "owing"
     return next((key for key in ("new", "dispensed", "returned", "cancelled") if key in found), "closed")
 
 
@@ -188,7 +199,12 @@ def prescription_page(*, node: Node, prescription_id: str) -> PrescriptionPage |
         prescriber_ods=medication.requester_ods(first),
         notes=list(dict.fromkeys(notes)),
         history=sorted(
-            (event for record in dispenses.values() for event in _history(record, medicines)),
+            (
+                event
+                for records in dispenses.values()
+                for record in records
+                for event in _history(record, medicines)
+            ),
             key=lambda e: e.when or EARLIEST,
         ),
         messages=list(Message.objects.filter(node=node, key__in=keys).order_by("pk")),
@@ -205,8 +221,8 @@ def _rows(node: Node, records: list[Resource]) -> list[PrescriptionRow]:
         )
     )
     dispenses = {
-        item: jsonio.loads(record.text)
-        for item, record in _mine(node, [medication.item_id(c) for c in contents.values()]).items()
+        item: [jsonio.loads(record.text) for record in records]
+        for item, records in _mine(node, [medication.item_id(c) for c in contents.values()]).items()
     }
     names = dict(Partner.objects.filter(node=node).values_list("ods_code", "name"))
     groups: dict[str, list[int]] = {}
@@ -229,11 +245,13 @@ def _rows(node: Node, records: list[Resource]) -> list[PrescriptionRow]:
     return rows
 
 
-def _item(record: Resource, content: dict, dispenses: dict[str, dict]) -> ItemRow:
+def _item(record: Resource, content: dict, dispenses: dict[str, list[dict]]) -> ItemRow:
     item = medication.item_id(content)
-    mine = dispenses.get(item, {})
+    mine = dispenses.get(item, [])
+    supply = medication.item_supply(content, mine)
     prescribed = medication.prescribed_quantity(content)
-    reasons = mine.get("statusReasonCodeableConcept", {}).get("coding", [])
+    latest = mine[-1] if mine else {}
+    reasons = latest.get("statusReasonCodeableConcept", {}).get("coding", [])
     return ItemRow(
         record=record,
         item_id=item,
@@ -241,30 +259,36 @@ def _item(record: Resource, content: dict, dispenses: dict[str, dict]) -> ItemRo
         quantity=medication.quantity_text(prescribed),
         quantity_value=prescribed.get("value"),
         dosage=medication.dosage_text(content),
-        status=item_status(content, mine.get("status", "")),
-        supplied=medication.quantity_text(mine.get("quantity", {}))
-        if mine.get("status") == "completed"
+        status=item_status(content, supply),
+        supplied=supply.text(supply.supplied) if any(d.get("status") == "completed" for d in mine) else "",
+        owing=supply.text(supply.owing) if supply.owed else "",
+        owing_value=medication.json_number(supply.owing)
+        if supply.owed and supply.owing is not None
+        else None,
+        reason=next((_reason(c.get("code", "")) for c in reasons), "")
+        if latest.get("status") == "declined"
         else "",
-        reason=next((_reason(c.get("code", "")) for c in reasons), ""),
-        note="; ".join(n["text"] for n in mine.get("note", []) if n.get("text")),
+        note="; ".join(n["text"] for d in mine for n in d.get("note", []) if n.get("text")),
     )
 
 
-def item_status(request: dict, dispensed: str) -> str:
-    """Return an item's status here from its request and this pharmacy's dispense status."""
-    if dispensed == "completed":
+def item_status(request: dict, supply: medication.Supply) -> str:
+    """Return an item's status here from its request and what this pharmacy has supplied."""
+    if supply.status == medication.FULLY_DISPENSED or (supply.done and supply.supplied):
         return "dispensed"
-    if dispensed == "declined":
+    if supply.status == medication.ITEM_NOT_DISPENSED:
         return "returned"
     if request.get("status") == "cancelled":
         return "cancelled"
     if request.get("status") != "active":
         return "closed"
-    return "with-dispenser" if dispensed == "in-progress" else "new"
+    if supply.owed:
+        return "owing"
+    return "with-dispenser" if supply.status == medication.WITH_DISPENSER else "new"
 
 
-def _mine(node: Node, items: list[str]) -> dict[str, Resource]:
-    """This pharmacy's latest dispense of each item (a node may hold others' copies)."""
+def _mine(node: Node, items: list[str]) -> dict[str, list[Resource]]:
+    """This pharmacy's dispenses of each item, oldest first (a node may hold others' copies)."""
     items = sorted(set(items) - {""})
     if not items:
         return {}
@@ -273,12 +297,15 @@ def _mine(node: Node, items: list[str]) -> dict[str, Resource]:
         ("performer:identifier", f"{ODS_SYSTEM}|{node.ods_code}"),
     ]
     found = matching(node=node, resource_type="MedicationDispense", params=params, strict=True)
-    return {medication.prescribed_item(jsonio.loads(r.text)): r for r in found.order_by("last_updated")}
+    mine: dict[str, list[Resource]] = {}
+    for record in found.order_by("pk"):
+        mine.setdefault(medication.prescribed_item(jsonio.loads(record.text)), []).append(record)
+    return mine
 
 
 def _history(record: Resource, medicines: dict[str, str]) -> list[Event]:
     """Every version of one of this pharmacy's dispenses, as what it did."""
-    events = []
+    events, before = [], ""
     for version in record.versions.order_by("version_id"):
         if not version.text:
             continue
@@ -290,9 +317,10 @@ def _history(record: Resource, medicines: dict[str, str]) -> list[Event]:
                 Event(version.last_updated, medicine, "Started dispensing (with dispenser)", "yellow")
             )
         elif status == "completed":
-            supplied = medication.quantity_text(content.get("quantity", {}))
             notes = "; ".join(n["text"] for n in content.get("note", []) if n.get("text"))
-            text = f"Dispensed {supplied}" + (f". Note: {notes}" if notes else "")
+            text = medication.supply_words(content) + (f". Note: {notes}" if notes else "")
+            if before == "completed":
+                text = f"Amended: {text[0].lower()}{text[1:]}"
             events.append(Event(version.last_updated, medicine, text, "green"))
         elif status == "declined":
             codes = content.get("statusReasonCodeableConcept", {}).get("coding", [])
@@ -300,6 +328,7 @@ def _history(record: Resource, medicines: dict[str, str]) -> list[Event]:
             events.append(Event(version.last_updated, medicine, f"Returned: {reason}", "orange"))
         else:
             events.append(Event(version.last_updated, medicine, f"Dispense {status}"))
+        before = status
     return events
 
 

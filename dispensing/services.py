@@ -19,10 +19,9 @@ from exchange.remote import broker_for, partner_for, remote_create, remote_updat
 from exchange.services import attempt_log, partner_headers
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
-from fhirserver.medication import DISPENSE_SYSTEM, ITEM_SYSTEM
+from fhirserver.medication import DISPENSE_SYSTEM
 from fhirserver.models import Resource
 from fhirserver.nhs import (
-    ODS_SYSTEM,
     PRESCRIPTION_ID_SYSTEM,
     prescription_id_error,
     prescription_id_normalised,
@@ -49,47 +48,41 @@ NOT_DISPENSED_REASONS = {
     "0010": "Patient did not collect medication",
     "0011": "Patient purchased medication over the counter",
 }
-# The dispense statuses that close an item at this pharmacy: dispensed, or returned.
+# The dispense statuses shared with the prescriber: a supply (or owing), or a return.
 CLOSED = ("completed", "declined")
 
 
 def worklist(*, node: Node) -> QuerySet[Resource]:
-    """Return the active requests this pharmacy has still to dispense (neither dispensed nor
-    declined here), oldest first."""
+    """Return the active requests this pharmacy has still to dispense or finish (owed), oldest first."""
     requests = matching(
         node=node, resource_type="MedicationRequest", params=[("status", "active")], strict=True
     )
-    closed = matching(
-        node=node,
-        resource_type="MedicationDispense",
-        params=[("status", ",".join(CLOSED)), ("performer:identifier", f"{ODS_SYSTEM}|{node.ods_code}")],
-        strict=True,
-    )
-    items = sorted({medication.prescribed_item(jsonio.loads(d.text)) for d in closed} - {""})
-    if items:
-        tokens = ",".join(f"{ITEM_SYSTEM}|{item}" for item in items)
-        done = matching(
-            node=node, resource_type="MedicationRequest", params=[("identifier", tokens)], strict=True
-        )
-        requests = requests.exclude(pk__in=done.values("pk"))
-    return requests.order_by("pk")
+    todo = [record.pk for record in requests if not item_supply_here(node=node, request=record).done]
+    return requests.filter(pk__in=todo).order_by("pk")
 
 
 def dispenses_for(*, node: Node, request: Resource) -> QuerySet[Resource]:
-    """Return this pharmacy's dispenses for a request."""
+    """Return the dispenses this node holds for a request."""
     return dispenses_for_item(node=node, item=medication.item_id(jsonio.loads(request.text)))
 
 
-# One item: start (EPS With Dispenser), complete (dispensed), decline (returned).
+def item_supply_here(*, node: Node, request: Resource) -> medication.Supply:
+    """Return what this pharmacy has supplied of an item, and its line status."""
+    return medication.item_supply(
+        jsonio.loads(request.text), [jsonio.loads(d.text) for d in _mine(node, request)]
+    )
+
+
+# One item: start (EPS With Dispenser), supply all or part, owe, amend, decline (returned).
 
 
 def dispense_start(*, node: Node, request: Resource) -> Resource:
     """Start dispensing an item: a MedicationDispense in progress (EPS With Dispenser, line item
-    0008; a polling prescriber sees it). Starting again what this pharmacy has started returns it."""
-    existing = _dispensable(node, request, jsonio.loads(request.text))
-    if existing:
-        return existing[0]
-    return _dispense(node, request, status="in-progress")
+    0008; a polling prescriber sees it). Starting again an item this pharmacy has started, or
+    supplied in part, returns its latest dispense."""
+    _claim(node, request, jsonio.loads(request.text))  # refuses what cannot be dispensed
+    mine = _mine(node, request)
+    return mine[-1] if mine else _dispense(node, request, status="in-progress")
 
 
 def dispense_complete(
@@ -100,18 +93,56 @@ def dispense_complete(
     quantity: Decimal | float | None = None,
     note: str = "",
 ) -> Resource:
-    """Hand the medicine over: the dispense is completed, with the quantity supplied (the
-    prescribed quantity unless given: more than 0 and not more than prescribed) and an optional
-    note, and shared along the route."""
-    supplied = _supplied(jsonio.loads(request.text), quantity)
+    """Hand the medicine over: all that is still owed (the default), or part of it (line status
+    0003, the rest owed for a later supply), with an optional note; shared along the route."""
+    supplied = _supplied(item_supply_here(node=node, request=request), quantity)
     return _dispense(
         node, request, status="completed", days_supply=days_supply, quantity=supplied, note=note.strip()
     )
 
 
+def dispense_owing(*, node: Node, request: Resource, note: str = "") -> Resource:
+    """Supply nothing now and owe it all (line status 0004): an owing slip for the patient."""
+    if item_supply_here(node=node, request=request).supplied:
+        raise FHIRError(
+            409, "business-rule", "Part of this item has been supplied; supply the rest, or return it."
+        )
+    return _dispense(node, request, status="completed", quantity=0, note=note.strip())
+
+
+def dispense_amend(*, node: Node, request: Resource, quantity: Decimal | float, note: str = "") -> Resource:
+    """Correct the quantity of this pharmacy's last supply of an item (a wrong quantity keyed): a
+    new version of that dispense, sent along the route as the first one was."""
+    with transaction.atomic():
+        request = Resource.objects.select_for_update().get(pk=request.pk)
+        content = jsonio.loads(request.text)
+        if content["status"] not in ("active", "completed"):
+            raise FHIRError(
+                409, "business-rule", f"This prescription is {content['status']}; it cannot be amended."
+            )
+        supplies = [d for d in _mine(node, request) if jsonio.loads(d.text)["status"] == "completed"]
+        if not supplies:
+            raise FHIRError(
+                409, "business-rule", "Nothing has been supplied of this item, so there is nothing to amend."
+            )
+        last = supplies[-1]
+        prior = [jsonio.loads(d.text) for d in supplies[:-1]]
+        supply = medication.item_supply(content, prior)
+        amended = {**jsonio.loads(last.text), "quantity": {**medication.prescribed_quantity(content)}}
+        amended["quantity"]["value"] = _supplied(supply, quantity)
+        if note.strip():
+            amended["note"] = [{"text": note.strip()}]
+        amended = _with_statuses(node, content, amended, prior)
+        record = services.resource_update(
+            node=node, resource_type="MedicationDispense", logical_id=last.logical_id, content=amended
+        ).resource
+        _share(node, _prescriber(node, content), content, amended, claimed=True, amended=True)
+        return record
+
+
 def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002") -> Resource:
     """Decline the request for an EPS not-dispensed reason (returned to the prescriber, who may
-    send it elsewhere)."""
+    send it elsewhere); an item supplied in part is closed, the rest not dispensed."""
     if reason_code not in NOT_DISPENSED_REASONS:
         raise FHIRError(
             422,
@@ -161,10 +192,10 @@ def prescription_return(*, node: Node, prescription_id: str, reason_code: str) -
 
 
 def _open(node: Node, record: Resource) -> bool:
-    """True for an active item this pharmacy has neither dispensed nor returned."""
+    """True for an active item this pharmacy has not finished (dispensed in full, or returned)."""
     if jsonio.loads(record.text).get("status") != "active":
         return False
-    return not any(jsonio.loads(d.text).get("status") in CLOSED for d in _mine(node, record))
+    return not item_supply_here(node=node, request=record).done
 
 
 def _nothing_open(records: list[Resource], done: str) -> str:
@@ -175,31 +206,36 @@ def _nothing_open(records: list[Resource], done: str) -> str:
 
 
 def _mine(node: Node, record: Resource) -> list[Resource]:
-    """This pharmacy's own dispenses for a request (a copy may travel with others')."""
+    """This pharmacy's own dispenses for a request, oldest first (a copy may travel with others')."""
     return [
         d
-        for d in dispenses_for(node=node, request=record)
+        for d in dispenses_for(node=node, request=record).order_by("pk")
         if medication.performer_ods(jsonio.loads(d.text)) == node.ods_code
     ]
 
 
-def _supplied(request: dict, quantity: Decimal | float | None) -> int | float | None:
-    """Check the quantity supplied against the prescribed one; return it as JSON takes it."""
+def _supplied(supply: medication.Supply, quantity: Decimal | float | None) -> int | float:
+    """Check a quantity to supply against what is owed; return it as JSON takes it (all that is
+    owed when none is given)."""
+    owing = supply.owing if supply.owing is not None else supply.prescribed
     if quantity is None:
-        return None
-    prescribed = medication.prescribed_quantity(request)
+        if owing is None:
+            raise FHIRError(422, "required", "Give the quantity supplied.", ["MedicationDispense.quantity"])
+        return medication.json_number(owing)
+    quantity = Decimal(str(quantity))
     if not quantity > 0:
         raise FHIRError(
             422, "invalid", "The quantity supplied must be more than 0.", ["MedicationDispense.quantity"]
         )
-    if isinstance(prescribed.get("value"), int | float) and quantity > Decimal(str(prescribed["value"])):
+    if owing is not None and quantity > owing:
+        limit = "prescribed" if not supply.supplied else "still owed"
         raise FHIRError(
             422,
             "invalid",
-            f"The quantity supplied cannot be more than prescribed ({medication.quantity_text(prescribed)}).",
+            f"The quantity supplied cannot be more than {limit} ({supply.text(owing)}).",
             ["MedicationDispense.quantity"],
         )
-    return int(quantity) if quantity == int(quantity) else float(quantity)
+    return medication.json_number(quantity)
 
 
 # Recording a dispense here and sharing it along the route.
@@ -212,29 +248,32 @@ def _dispense(node: Node, request: Resource, *, status: str, **details) -> Resou
     was cancelled (422), and the pharmacist must know at once."""
     content = jsonio.loads(request.text)
     dispense_id = str(uuid.uuid4())
-    if _prescriber(node, content).topology in SHARED_RECORDS and not _dispensable(node, request, content):
-        dispense = _build(node, content, dispense_id=dispense_id, status=status, **details)
+    if _prescriber(node, content).topology in SHARED_RECORDS and _claim(node, request, content) is None:
+        prior = [jsonio.loads(d.text) for d in _mine(node, request)]
+        dispense = _build(node, content, prior, dispense_id=dispense_id, status=status, **details)
         claim_at_broker(node=node, broker=broker_for(node=node), dispense=dispense)
     with transaction.atomic():
         return _record(node, request, status=status, dispense_id=dispense_id, **details)
 
 
-def _dispensable(node: Node, request: Resource, content: dict) -> list[Resource]:
-    """Refuse a request that is not active or already dispensed; return its open dispenses."""
+def _claim(node: Node, request: Resource, content: dict) -> Resource | None:
+    """Refuse an item that is not active or that this pharmacy has finished; return its claim (the
+    dispense in progress a supply or a return completes), if it has one."""
     if content["status"] != "active":
         raise FHIRError(
             409, "business-rule", f"This prescription is {content['status']}; it cannot be dispensed."
         )
-    existing = [
-        r for r in dispenses_for(node=node, request=request) if jsonio.loads(r.text)["status"] != "declined"
-    ]
-    if existing and jsonio.loads(existing[0].text)["status"] == "completed":
-        raise FHIRError(409, "business-rule", "This prescription item has been dispensed already.")
-    return existing
+    mine = _mine(node, request)
+    supply = medication.item_supply(content, [jsonio.loads(d.text) for d in mine])
+    if supply.done:
+        done = "dispensed" if supply.status == medication.FULLY_DISPENSED else "returned"
+        raise FHIRError(409, "business-rule", f"This prescription item has been {done} already.")
+    return next((d for d in mine if jsonio.loads(d.text)["status"] == "in-progress"), None)
 
 
-def _build(node: Node, request: dict, *, dispense_id: str, status: str, **details) -> dict:
-    """Return the MedicationDispense for a request, with the quantity supplied and a note."""
+def _build(node: Node, request: dict, prior: list[dict], *, dispense_id: str, status: str, **details) -> dict:
+    """Return the MedicationDispense for a request, with the quantity supplied this time and a note,
+    after the `prior` dispenses of this pharmacy."""
     quantity, note = details.pop("quantity", None), details.pop("note", "")
     dispense = medication.dispense_build(
         request=request,
@@ -249,16 +288,34 @@ def _build(node: Node, request: dict, *, dispense_id: str, status: str, **detail
         dispense["quantity"] = {**dispense["quantity"], "value": quantity}
     if note:
         dispense["note"] = [{"text": note}]
-    return dispense
+    return _with_statuses(node, request, dispense, prior) if status in CLOSED else dispense
+
+
+def _with_statuses(node: Node, request: dict, dispense: dict, prior: list[dict]) -> dict:
+    """Return the dispense stating its item's line status after it, and its prescription's
+    business status (EPS dispense notification: 0003 while anything is owed)."""
+    supply = medication.item_supply(request, [*prior, dispense])
+    if dispense["status"] == "completed":
+        dispense = medication.with_line_status(dispense, supply.status)
+    item = medication.item_id(request)
+    siblings = requests_for_prescription(node=node, prescription_id=medication.group_id(request))
+    supplies = [supply] + [
+        item_supply_here(node=node, request=sibling)
+        for sibling in siblings
+        if medication.item_id(jsonio.loads(sibling.text)) != item
+        and jsonio.loads(sibling.text)["status"] in ("active", "completed")
+    ]
+    return medication.with_business_status(dispense, medication.prescription_business_status(supplies))
 
 
 def _record(node: Node, request: Resource, *, status: str, dispense_id: str, **details) -> Resource:
     request = Resource.objects.select_for_update().get(pk=request.pk)
     content = jsonio.loads(request.text)
-    existing = _dispensable(node, request, content)
-    dispense = _build(node, content, dispense_id=dispense_id, status=status, **details)
-    if existing:  # a claim becomes the completed dispense, keeping its identifier
-        previous = jsonio.loads(existing[0].text)
+    claim = _claim(node, request, content)
+    prior = [jsonio.loads(d.text) for d in _mine(node, request) if claim is None or d.pk != claim.pk]
+    dispense = _build(node, content, prior, dispense_id=dispense_id, status=status, **details)
+    if claim is not None:  # the claim becomes the supply (or the return), keeping its identifier
+        previous = jsonio.loads(claim.text)
         dispense = {**dispense, "id": previous["id"], "identifier": previous["identifier"]}
         record = services.resource_update(
             node=node, resource_type="MedicationDispense", logical_id=previous["id"], content=dispense
@@ -268,7 +325,7 @@ def _record(node: Node, request: Resource, *, status: str, dispense_id: str, **d
             node=node, resource_type="MedicationDispense", content=dispense
         ).resource
     if status in CLOSED:
-        _share(node, _prescriber(node, content), content, dispense, claimed=bool(existing))
+        _share(node, _prescriber(node, content), content, dispense, claimed=claim is not None)
     return record
 
 
@@ -279,14 +336,27 @@ def _prescriber(node: Node, request: dict) -> Partner:
     return prescriber
 
 
-def _share(node: Node, prescriber: Partner, request: dict, dispense: dict, *, claimed: bool) -> None:
-    """Let the prescriber learn of a completed or declined dispense, as its topology says."""
+def _share(
+    node: Node, prescriber: Partner, request: dict, dispense: dict, *, claimed: bool, amended: bool = False
+) -> None:
+    """Let the prescriber learn of a supply, a return or an amended supply, as its topology says."""
     clean = {k: v for k, v in dispense.items() if k not in ("id", "meta")}
     key, identifier = medication.group_id(request), (DISPENSE_SYSTEM, dispense["identifier"][0]["value"])
-    kind = f"dispense.{dispense['status']}"
+    kind = "dispense.amend" if amended else f"dispense.{dispense['status']}"
     if prescriber.topology == Topology.DISPENSER_HOSTED:
         return  # the prescriber polls this pharmacy
-    if prescriber.topology in PUSHED_TO_PRESCRIBER:
+    if prescriber.topology in PUSHED_TO_PRESCRIBER and amended:  # the whole dispense, replaced
+        remote_update(
+            node=node,
+            partner=prescriber,
+            key=key,
+            resource_type="MedicationDispense",
+            identifier=identifier,
+            changes=clean,
+            create_missing=True,
+            kind=kind,
+        )
+    elif prescriber.topology in PUSHED_TO_PRESCRIBER:
         remote_create(node=node, partner=prescriber, key=key, content=clean, identifier=identifier, kind=kind)
     elif prescriber.topology in SHARED_RECORDS:
         # The shared record takes the dispense, then the prescriber is told (by the broker's

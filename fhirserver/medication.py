@@ -4,7 +4,9 @@ so workflow code speaks in services and never in JSON paths."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from fhirserver.nhs import (
     NHS_NUMBER_SYSTEM,
@@ -45,6 +47,29 @@ CANCELLATION_REASONS = {
     "0009": "Patient deducted - registered with new practice",
 }
 NOT_DISPENSED = "0007"
+# An item's line status (medicationdispense-type, DOMAIN.md), as a dispense states it.
+FULLY_DISPENSED, ITEM_NOT_DISPENSED, PART_DISPENSED, OWING = "0001", "0002", "0003", "0004"
+TO_BE_DISPENSED, WITH_DISPENSER = "0007", "0008"
+LINE_STATUSES = {
+    FULLY_DISPENSED: "Item fully dispensed",
+    ITEM_NOT_DISPENSED: "Item not dispensed",
+    PART_DISPENSED: "Item dispensed - partial",
+    OWING: "Item not dispensed - owing",
+    "0005": "Item cancelled",
+    "0006": "Expired",
+    TO_BE_DISPENSED: "To be dispensed",
+    WITH_DISPENSER: "Item with dispenser",
+}
+# A prescription's business status (EPS-task-business-status, DOMAIN.md).
+BUSINESS_STATUSES = {
+    "0001": "To be Dispensed",
+    "0002": "With Dispenser",
+    "0003": "With Dispenser - Active",
+    "0004": "Expired",
+    "0005": "Cancelled",
+    "0006": "Dispensed",
+    "0007": "Not Dispensed",
+}
 SNOMED = "http://snomed.info/sct"
 
 
@@ -141,8 +166,11 @@ def dispense_build(
     days_supply: int | None = None,
     reason_code: str | None = None,
 ) -> dict:
-    """Return a MedicationDispense for a request: in-progress (claimed), completed or declined."""
-    type_code = {"in-progress": "0008", "completed": "0001", "declined": "0002"}[status]
+    """Return a MedicationDispense for a request: in-progress (claimed), completed (all that was
+    prescribed supplied; the caller states a part supply) or declined."""
+    type_code = {"in-progress": WITH_DISPENSER, "completed": FULLY_DISPENSED, "declined": ITEM_NOT_DISPENSED}[
+        status
+    ]
     dispense = {
         "resourceType": "MedicationDispense",
         "identifier": [{"system": DISPENSE_SYSTEM, "value": dispense_id}],
@@ -162,7 +190,7 @@ def dispense_build(
                 "system": "http://unitsofmeasure.org",
                 "code": "d",
             }
-        dispense["whenHandedOver"] = when.isoformat(timespec="seconds")
+        dispense["whenHandedOver"] = when.isoformat(timespec="milliseconds")
     if status == "declined":
         dispense["statusReasonCodeableConcept"] = {
             "coding": [{"system": NOT_DISPENSED_REASON, "code": reason_code or "0002"}]
@@ -296,3 +324,116 @@ def marked_returned(request: dict, returned_now: bool) -> dict:
     if not kept:
         del changed["extension"]
     return changed
+
+
+# Supply: what the dispenses made for an item add up to (EPS partial dispensing, DOMAIN.md).
+
+
+def line_status(dispense: dict) -> str:
+    """Return the line-item status a dispense states (its type), "" when it states none."""
+    codings = dispense.get("type", {}).get("coding", [])
+    return next((c.get("code", "") for c in codings if c.get("system") == DISPENSE_TYPE), "")
+
+
+def with_line_status(dispense: dict, code: str) -> dict:
+    coding = {"system": DISPENSE_TYPE, "code": code, "display": LINE_STATUSES[code]}
+    return {**dispense, "type": {"coding": [coding]}}
+
+
+def with_business_status(dispense: dict, code: str) -> dict:
+    """Return the dispense carrying its prescription's EPS business status (a dispense notification)."""
+    kept = [e for e in dispense.get("extension", []) if e.get("url") != BUSINESS_STATUS]
+    coding = {"system": BUSINESS_STATUS_SYSTEM, "code": code, "display": BUSINESS_STATUSES[code]}
+    return {**dispense, "extension": [*kept, {"url": BUSINESS_STATUS, "valueCoding": coding}]}
+
+
+def amount(quantity: dict) -> Decimal:
+    """Return a Quantity's value as a Decimal (0 when it has none)."""
+    value = quantity.get("value")
+    return (
+        Decimal(str(value)) if isinstance(value, int | float) and not isinstance(value, bool) else Decimal(0)
+    )
+
+
+def json_number(value: Decimal) -> int | float:
+    return int(value) if value == int(value) else float(value)
+
+
+@dataclass(frozen=True)
+class Supply:
+    """An item's supply by one pharmacy: its line-item status and the quantities."""
+
+    status: str  # a LINE_STATUSES code
+    supplied: Decimal
+    prescribed: Decimal | None  # None when the request gives no quantity
+    unit: str = ""
+
+    @property
+    def done(self) -> bool:
+        """Nothing more will be supplied: fully dispensed, or (finally) not dispensed."""
+        return self.status in (FULLY_DISPENSED, ITEM_NOT_DISPENSED)
+
+    @property
+    def owing(self) -> Decimal | None:
+        if self.prescribed is None or self.done:
+            return None
+        return max(self.prescribed - self.supplied, Decimal(0))
+
+    @property
+    def owed(self) -> bool:
+        """Part supplied, or owed with none supplied: the pharmacy has more to supply."""
+        return self.status in (PART_DISPENSED, OWING)
+
+    def text(self, value: Decimal | None) -> str:
+        return quantity_text({"value": json_number(value), "unit": self.unit}) if value is not None else ""
+
+
+def item_supply(request: dict, dispenses: list[dict]) -> Supply:
+    """Return what one pharmacy's dispenses for an item add up to. Each completed dispense is one
+    supply, its quantity what was handed over that time; the item is fully dispensed when the
+    supplies reach the prescribed quantity or a dispense says so, part dispensed (0003) or owed
+    with none supplied (0004) before, not dispensed when declined."""
+    prescribed_quantity_ = prescribed_quantity(request)
+    prescribed = amount(prescribed_quantity_) if "value" in prescribed_quantity_ else None
+    unit = prescribed_quantity_.get("unit", "")
+    completed = [d for d in dispenses if d.get("status") == "completed"]
+    supplied = sum((amount(d.get("quantity", {})) for d in completed), Decimal(0))
+    said = {line_status(d) for d in completed}
+    if any(d.get("status") == "declined" for d in dispenses) or (not supplied and ITEM_NOT_DISPENSED in said):
+        status = ITEM_NOT_DISPENSED
+    elif completed:
+        reached = supplied >= prescribed if prescribed is not None else supplied > 0
+        if reached or FULLY_DISPENSED in said:  # a pharmacy may finish an item short (say, by pack)
+            status = FULLY_DISPENSED
+        else:
+            status = PART_DISPENSED if supplied else OWING
+    elif any(d.get("status") == "in-progress" for d in dispenses):
+        status = WITH_DISPENSER
+    else:
+        status = TO_BE_DISPENSED
+    return Supply(status=status, supplied=supplied, prescribed=prescribed, unit=unit)
+
+
+def supply_words(dispense: dict) -> str:
+    """Return a completed dispense as people read it: "Dispensed 28 tablet", "Supplied 14 tablet
+    in part", "Owing: none supplied"."""
+    supplied = quantity_text(dispense.get("quantity", {}))
+    status = line_status(dispense)
+    if status == PART_DISPENSED:
+        return f"Supplied {supplied} in part, the rest owed"
+    if status == OWING:
+        return "Owing: none supplied yet"
+    if status == ITEM_NOT_DISPENSED:
+        return "Not dispensed"
+    return f"Dispensed {supplied}"
+
+
+def prescription_business_status(supplies: list[Supply]) -> str:
+    """Return a prescription's EPS business status from its items' supply at one pharmacy: 0006
+    Dispensed when every item is done and something was supplied, 0007 Not Dispensed when
+    nothing was, 0003 With Dispenser - Active while anything is owed, else 0002 With Dispenser."""
+    if supplies and all(s.done for s in supplies):
+        return "0006" if any(s.supplied > 0 for s in supplies) else "0007"
+    if any(s.supplied > 0 or s.owed or s.done for s in supplies):
+        return "0003"
+    return "0002"

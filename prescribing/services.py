@@ -276,35 +276,51 @@ def _next_sequence(node: Node) -> int:
 
 
 def dispense_learnt(*, node: Node, dispense: dict) -> None:
-    """A dispense reached this prescriber. Completed: complete the request it was for (a
-    cancellation the pharmacy had not yet learnt of did not take: R-0004). Declined by the
-    nominated pharmacy: the request stays active, marked returned, to be re-nominated."""
+    """A dispense reached this prescriber (a supply, a return, or an amended supply). The request
+    is completed when the pharmacy's supplies together are all that was prescribed, or the item is
+    finally not dispensed; a part supply leaves it active, owed. A cancellation the pharmacy had
+    not yet learnt of did not take (R-0004). Declined by the nominated pharmacy with nothing
+    supplied: the request stays active, marked returned, to be re-nominated."""
     request = request_for_item(node=node, item=medication.prescribed_item(dispense))
-    if request is None:
+    if request is None or dispense.get("status") not in ("completed", "declined"):
         return
     content = jsonio.loads(request.text)
-    if dispense.get("status") == "declined":
-        if content["status"] == "active" and medication.performer_ods(dispense) == medication.nominated_ods(
-            content
-        ):
+    pharmacy_ods = medication.performer_ods(dispense)
+    theirs = [
+        jsonio.loads(d.text)
+        for d in dispenses_for_item(node=node, item=medication.item_id(content))
+        if medication.performer_ods(jsonio.loads(d.text)) == pharmacy_ods
+    ]
+    supply = medication.item_supply(content, theirs)
+    if supply.status == medication.ITEM_NOT_DISPENSED and not supply.supplied:
+        if content["status"] == "active" and pharmacy_ods == medication.nominated_ods(content):
             _save(node, request, medication.marked_returned(content, True))
         return
-    if dispense.get("status") != "completed" or content["status"] not in ("active", "cancelled"):
+    if content["status"] == "completed" and not supply.done:  # an amended supply: the rest is owed again
+        _completion_shared(node, _save(node, request, {**content, "status": "active"}), "active")
+        return
+    if not supply.done or content["status"] not in ("active", "cancelled"):
         return
     if content["status"] == "cancelled":
         content = medication.with_status_history(content, code="R-0004", when=timezone.now())
-    _save(node, request, {**medication.marked_returned(content, False), "status": "completed"})
+    record = _save(node, request, {**medication.marked_returned(content, False), "status": "completed"})
+    _completion_shared(node, record, "completed")
+
+
+def _completion_shared(node: Node, record: Resource, status: str) -> None:
+    """In the shared record, its copy of the request follows this one (completed, or owed again)."""
+    content = jsonio.loads(record.text)
     nominated = medication.nominated_ods(content)
     pharmacy = Partner.objects.filter(node=node, ods_code=nominated).first() if nominated else None
     if not nominated or (pharmacy is not None and pharmacy.topology in SHARED_RECORDS):
-        remote_update(  # the shared copy is completed too
+        remote_update(
             node=node,
             partner=broker_for(node=node),
             key=medication.group_id(content),
             resource_type="MedicationRequest",
             identifier=(ITEM_SYSTEM, medication.item_id(content)),
-            changes={"status": "completed"},
-            kind="request.complete",
+            changes={"status": status},
+            kind="request.complete" if status == "completed" else "request.reopen",
         )
 
 

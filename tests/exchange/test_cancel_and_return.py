@@ -71,6 +71,8 @@ def test_dispenser_hosted_pharmacy_refuses_to_cancel_what_it_is_dispensing_or_di
     route.save()
     (request,) = issue(nodes, "pharmacy-dispenser-hosted")
     copy = wait_for(lambda: held_at(pharmacy, request), message="the request reaching the pharmacy")
+    polled = Message.objects.filter(node=gp, kind="dispense.poll", status=Message.Status.DELIVERED)
+    wait_for(polled.exists, message="the first poll, before anything is dispensed")
     dispensing.dispense_start(node=pharmacy, request=copy)
     prescribing.prescription_cancel(node=gp, request=request)
     wait_for(lambda: history(request) == ["R-0003"], message="the refusal: with the dispenser")
