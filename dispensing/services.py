@@ -76,13 +76,13 @@ def item_supply_here(*, node: Node, request: Resource) -> medication.Supply:
 # One item: start (EPS With Dispenser), supply all or part, owe, amend, decline (returned).
 
 
-def dispense_start(*, node: Node, request: Resource) -> Resource:
+def dispense_start(*, node: Node, request: Resource, dispense_id: str | None = None) -> Resource:
     """Start dispensing an item: a MedicationDispense in progress (EPS With Dispenser, line item
     0008; a polling prescriber sees it). Starting again an item this pharmacy has started, or
     supplied in part, returns its latest dispense."""
     _claim(node, request, jsonio.loads(request.text))  # refuses what cannot be dispensed
     mine = _mine(node, request)
-    return mine[-1] if mine else _dispense(node, request, status="in-progress")
+    return mine[-1] if mine else _dispense(node, request, status="in-progress", dispense_id=dispense_id)
 
 
 def dispense_complete(
@@ -92,22 +92,33 @@ def dispense_complete(
     days_supply: int | None = None,
     quantity: Decimal | float | None = None,
     note: str = "",
+    dispense_id: str | None = None,
 ) -> Resource:
     """Hand the medicine over: all that is still owed (the default), or part of it (line status
     0003, the rest owed for a later supply), with an optional note; shared along the route."""
     supplied = _supplied(item_supply_here(node=node, request=request), quantity)
     return _dispense(
-        node, request, status="completed", days_supply=days_supply, quantity=supplied, note=note.strip()
+        node,
+        request,
+        status="completed",
+        dispense_id=dispense_id,
+        days_supply=days_supply,
+        quantity=supplied,
+        note=note.strip(),
     )
 
 
-def dispense_owing(*, node: Node, request: Resource, note: str = "") -> Resource:
+def dispense_owing(
+    *, node: Node, request: Resource, note: str = "", dispense_id: str | None = None
+) -> Resource:
     """Supply nothing now and owe it all (line status 0004): an owing slip for the patient."""
     if item_supply_here(node=node, request=request).supplied:
         raise FHIRError(
             409, "business-rule", "Part of this item has been supplied; supply the rest, or return it."
         )
-    return _dispense(node, request, status="completed", quantity=0, note=note.strip())
+    return _dispense(
+        node, request, status="completed", dispense_id=dispense_id, quantity=0, note=note.strip()
+    )
 
 
 def dispense_amend(*, node: Node, request: Resource, quantity: Decimal | float, note: str = "") -> Resource:
@@ -120,13 +131,12 @@ def dispense_amend(*, node: Node, request: Resource, quantity: Decimal | float, 
             raise FHIRError(
                 409, "business-rule", f"This prescription is {content['status']}; it cannot be amended."
             )
-        supplies = [d for d in _mine(node, request) if jsonio.loads(d.text)["status"] == "completed"]
+        supplies = _supplies(node, request)
         if not supplies:
             raise FHIRError(
                 409, "business-rule", "Nothing has been supplied of this item, so there is nothing to amend."
             )
-        last = supplies[-1]
-        prior = [jsonio.loads(d.text) for d in supplies[:-1]]
+        last, prior = supplies[-1], [jsonio.loads(d.text) for d in supplies[:-1]]
         supply = medication.item_supply(content, prior)
         amended = {**jsonio.loads(last.text), "quantity": {**medication.prescribed_quantity(content)}}
         amended["quantity"]["value"] = _supplied(supply, quantity)
@@ -140,7 +150,19 @@ def dispense_amend(*, node: Node, request: Resource, quantity: Decimal | float, 
         return record
 
 
-def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002") -> Resource:
+def last_supply(*, node: Node, request: Resource) -> Resource | None:
+    """Return this pharmacy's last supply of an item (the one an amendment corrects), if any."""
+    supplies = _supplies(node, request)
+    return supplies[-1] if supplies else None
+
+
+def _supplies(node: Node, request: Resource) -> list[Resource]:
+    return [d for d in _mine(node, request) if jsonio.loads(d.text)["status"] == "completed"]
+
+
+def dispense_decline(
+    *, node: Node, request: Resource, reason_code: str = "0002", dispense_id: str | None = None
+) -> Resource:
     """Decline the request for an EPS not-dispensed reason (returned to the prescriber, who may
     send it elsewhere); an item supplied in part is closed, the rest not dispensed."""
     if reason_code not in NOT_DISPENSED_REASONS:
@@ -150,7 +172,7 @@ def dispense_decline(*, node: Node, request: Resource, reason_code: str = "0002"
             "Choose why the item is not dispensed.",
             ["MedicationDispense.statusReasonCodeableConcept"],
         )
-    return _dispense(node, request, status="declined", reason_code=reason_code)
+    return _dispense(node, request, status="declined", dispense_id=dispense_id, reason_code=reason_code)
 
 
 # A whole prescription (its line items), as the pharmacist's screens act on it.
@@ -241,13 +263,15 @@ def _supplied(supply: medication.Supply, quantity: Decimal | float | None) -> in
 # Recording a dispense here and sharing it along the route.
 
 
-def _dispense(node: Node, request: Resource, *, status: str, **details) -> Resource:
+def _dispense(
+    node: Node, request: Resource, *, status: str, dispense_id: str | None = None, **details
+) -> Resource:
     """Record a dispense here. In the shared record, a dispense that is not the completion of this
     pharmacy's claim is made at the broker first, while the pharmacist waits and outside any
     transaction here: the broker refuses a claim on an item another pharmacy holds (409) or that
     was cancelled (422), and the pharmacist must know at once."""
     content = jsonio.loads(request.text)
-    dispense_id = str(uuid.uuid4())
+    dispense_id = dispense_id or str(uuid.uuid4())
     if _prescriber(node, content).topology in SHARED_RECORDS and _claim(node, request, content) is None:
         prior = [jsonio.loads(d.text) for d in _mine(node, request)]
         dispense = _build(node, content, prior, dispense_id=dispense_id, status=status, **details)

@@ -122,6 +122,12 @@ FHIR_WRITE_HANDLERS = {
     "Subscription": ["exchange.subscriptions.subscription_stored"],
     "*": ["exchange.subscriptions.resource_written"],  # after the type's own, so refusals come first
 }
+# The guide's triggers through the API (fhirserver/triggers.py): a write by an outside system that
+# issues, cancels or dispenses, carried out by the workflow's own service.
+FHIR_API_TRIGGERS = {
+    "MedicationRequest": ["prescribing.api.request_written"],
+    "MedicationDispense": ["dispensing.api.dispense_written"],
+}
 # Operations beyond the REST interactions: (type, name) -> OperationDefinition canonical.
 FHIR_OPERATIONS = {
     ("Subscription", "status"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"

@@ -34,7 +34,7 @@ def resource_create(
     """Store a new resource with a server-assigned id, unless If-None-Exist finds one."""
     validate_resource(content, resource_type=resource_type)
     if if_none_exist:
-        existing = _conditional_match(node, resource_type, if_none_exist)
+        existing = conditional_match(node, resource_type, if_none_exist)
         if existing is not None:
             return WriteResult(existing, created=False)
     try:
@@ -47,7 +47,7 @@ def resource_create(
     except IntegrityError:
         # A concurrent create with the same business identifier committed first.
         if if_none_exist:
-            existing = _conditional_match(node, resource_type, if_none_exist)
+            existing = conditional_match(node, resource_type, if_none_exist)
             if existing is not None:
                 return WriteResult(existing, created=False)
         raise _duplicate(resource_type) from None
@@ -79,7 +79,7 @@ def resource_update(
                     raise FHIRError(412, "conflict", f"{resource_type}/{logical_id} does not exist.")
                 record = Resource(node=node, resource_type=resource_type, logical_id=logical_id)
             else:
-                _check_version(record, if_match)
+                version_check(record, if_match)
             _write_version(record, content, method="PUT")
     except IntegrityError:
         if _holds_identifier_of_another(node, resource_type, logical_id, content):
@@ -106,7 +106,7 @@ def resource_delete(
             raise FHIRError(404, "not-found", f"{resource_type}/{logical_id} is not known here.")
         if record.deleted:
             return record
-        _check_version(record, if_match)
+        version_check(record, if_match)
         record.version_id += 1
         record.last_updated = timezone.now()
         record.deleted = True
@@ -154,7 +154,7 @@ def _write_version(record: Resource, content: dict, *, method: str) -> None:
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
 
-def _check_version(record: Resource, if_match: str | None) -> None:
+def version_check(record: Resource, if_match: str | None) -> None:
     if not if_match:
         return
     match = _ETAG.match(if_match)
@@ -169,7 +169,7 @@ def _check_version(record: Resource, if_match: str | None) -> None:
         )
 
 
-def _conditional_match(node: Node, resource_type: str, query: str) -> Resource | None:
+def conditional_match(node: Node, resource_type: str, query: str) -> Resource | None:
     """Return the one resource If-None-Exist matches, None for none, 412 for several."""
     params = search.parse_query_string(query)
     if not params:

@@ -12,7 +12,7 @@ from http import HTTPStatus
 from django.db import transaction
 from django.utils import timezone
 
-from fhirserver import bundles, search, selectors, services
+from fhirserver import bundles, search, selectors, services, triggers
 from fhirserver.errors import FHIRError, operation_outcome
 from fhirserver.jsonio import RawJSON
 from fhirserver.models import Resource, ResourceVersion
@@ -42,7 +42,7 @@ class Entry:
     if_none_exist: str | None = None
 
 
-def bundle_process(*, node: Node, bundle: dict, base: str) -> dict:
+def bundle_process(*, node: Node, bundle: dict, base: str, caller: triggers.Caller | None = None) -> dict:
     """Carry out a batch or transaction Bundle and return its response Bundle."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FHIRError(
@@ -62,10 +62,11 @@ def bundle_process(*, node: Node, bundle: dict, base: str) -> dict:
     raw_entries = bundle.get("entry", [])
     if not isinstance(raw_entries, list):
         raise FHIRError(400, "structure", "Bundle.entry must be an array.", ["Bundle.entry"])
+    caller = caller or triggers.Caller(None, in_bundle=True)
     if kind == "batch":
-        entries = batch_process(node=node, raw_entries=raw_entries, base=base)
+        entries = batch_process(node=node, raw_entries=raw_entries, base=base, caller=caller)
     else:
-        entries = transaction_process(node=node, raw_entries=raw_entries, base=base)
+        entries = transaction_process(node=node, raw_entries=raw_entries, base=base, caller=caller)
     response: dict = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
@@ -77,15 +78,22 @@ def bundle_process(*, node: Node, bundle: dict, base: str) -> dict:
     return response
 
 
-def batch_process(*, node: Node, raw_entries: list, base: str) -> list[dict]:
+def batch_process(*, node: Node, raw_entries: list, base: str, caller: triggers.Caller) -> list[dict]:
     """Carry out each entry on its own; a failure answers in its entry and stops nothing else."""
     answered = []
     for index, raw in enumerate(raw_entries):
         try:
             entry = entry_parse(raw=raw, index=index, base=base)
             with transaction.atomic():
+                # Each entry is a write of its own: what one shares is not the next one's.
                 answered.append(
-                    _perform(node=node, entry=entry, base=base, if_none_exist=entry.if_none_exist)
+                    _perform(
+                        node=node,
+                        entry=entry,
+                        base=base,
+                        caller=triggers.Caller(caller.client, in_bundle=True),
+                        if_none_exist=entry.if_none_exist,
+                    )
                 )
         except FHIRError as exc:
             answered.append(
@@ -94,7 +102,7 @@ def batch_process(*, node: Node, raw_entries: list, base: str) -> list[dict]:
     return answered
 
 
-def transaction_process(*, node: Node, raw_entries: list, base: str) -> list[dict]:
+def transaction_process(*, node: Node, raw_entries: list, base: str, caller: triggers.Caller) -> list[dict]:
     """Carry out every entry or none, in FHIR's order, answering in the request's order."""
     entries = [entry_parse(raw=raw, index=index, base=base) for index, raw in enumerate(raw_entries)]
     _check_distinct(entries)
@@ -105,7 +113,7 @@ def transaction_process(*, node: Node, raw_entries: list, base: str) -> list[dic
     with transaction.atomic():
         for entry in by_method["DELETE"]:
             with _failing_at(entry):
-                answered[entry.index] = _perform(node=node, entry=entry, base=base)
+                answered[entry.index] = _perform(node=node, entry=entry, base=base, caller=caller)
         # Conditional creates are matched after the deletes, which come first in FHIR's order.
         identities = _identities(node=node, entries=by_method["POST"])
         _check_not_also_written(identities, entries)
@@ -130,17 +138,18 @@ def transaction_process(*, node: Node, raw_entries: list, base: str) -> list[dic
                         node=node,
                         entry=dataclasses.replace(entry, resource=content),
                         base=base,
+                        caller=caller,
                         logical_id=logical_id,
                     )
         for entry in by_method["PUT"]:
             content = references_rewrite(value=entry.resource, references=references)
             with _failing_at(entry):
                 answered[entry.index] = _perform(
-                    node=node, entry=dataclasses.replace(entry, resource=content), base=base
+                    node=node, entry=dataclasses.replace(entry, resource=content), base=base, caller=caller
                 )
         for entry in by_method["GET"]:
             with _failing_at(entry):
-                answered[entry.index] = _perform(node=node, entry=entry, base=base)
+                answered[entry.index] = _perform(node=node, entry=entry, base=base, caller=caller)
     return [answered[index] for index in range(len(entries))]
 
 
@@ -364,28 +373,31 @@ def _perform(
     node: Node,
     entry: Entry,
     base: str,
+    caller: triggers.Caller,
     if_none_exist: str | None = None,
     logical_id: str | None = None,
 ) -> dict:
     """Carry out one entry through the services and selectors; return its response entry."""
     if entry.method == "POST":
-        result = services.resource_create(
+        taken = triggers.create(
             node=node,
+            caller=caller,
             resource_type=entry.resource_type,
             content=entry.resource,
             if_none_exist=if_none_exist,
             logical_id=logical_id,
         )
-        return _written(result.resource, 201 if result.created else 200, base)
+        return _written(taken.record, taken.status, base)
     if entry.method == "PUT":
-        result = services.resource_update(
+        taken = triggers.update(
             node=node,
+            caller=caller,
             resource_type=entry.resource_type,
             logical_id=entry.logical_id,
             content=entry.resource,
             if_match=entry.if_match,
         )
-        return _written(result.resource, 201 if result.created else 200, base)
+        return _written(taken.record, taken.status, base)
     if entry.method == "DELETE":
         record = services.resource_delete(
             node=node, resource_type=entry.resource_type, logical_id=entry.logical_id, if_match=entry.if_match

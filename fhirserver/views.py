@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fhirserver import bundles, http, selectors, services, transactions
+from fhirserver import bundles, http, selectors, services, transactions, triggers
 from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
@@ -51,7 +51,9 @@ class FHIRView(APIView):
         if "return=minimal" in prefer:
             return Response(None, status=status, headers=headers)
         if "return=OperationOutcome" in prefer:
-            verb = "Created" if status == 201 else ("Found" if request.method == "POST" else "Updated")
+            verb = {201: "Created", 202: "Accepted"}.get(status) or (
+                "Found" if request.method == "POST" else "Updated"
+            )
             outcome = operation_outcome(
                 [
                     Issue(
@@ -114,13 +116,14 @@ class TypeView(SearchMixin, FHIRView):
         return self.search(request, resource_type, _pairs(request.query_params))
 
     def post(self, request: Request, node: str, resource_type: str) -> Response:
-        result = services.resource_create(
+        taken = triggers.create(
             node=self.node,
+            caller=triggers.Caller(request.auth),
             resource_type=resource_type,
             content=self.resource_body(request),
             if_none_exist=_if_none_exist(request),
         )
-        return self.written(request, result.resource, 201 if result.created else 200)
+        return self.written(request, taken.record, taken.status)
 
 
 class InstanceView(FHIRView):
@@ -134,14 +137,15 @@ class InstanceView(FHIRView):
         return Response(record.text, headers=_version_headers(record))
 
     def put(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
-        result = services.resource_update(
+        taken = triggers.update(
             node=self.node,
+            caller=triggers.Caller(request.auth),
             resource_type=resource_type,
             logical_id=logical_id,
             content=self.resource_body(request),
             if_match=request.headers.get("If-Match"),
         )
-        return self.written(request, result.resource, 201 if result.created else 200)
+        return self.written(request, taken.record, taken.status)
 
     def delete(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
         record = services.resource_delete(
@@ -204,6 +208,9 @@ class SystemView(FHIRView):
 
     def post(self, request: Request, node: str) -> Response:
         bundle = transactions.bundle_process(
-            node=self.node, bundle=self.resource_body(request), base=self.base
+            node=self.node,
+            bundle=self.resource_body(request),
+            base=self.base,
+            caller=triggers.Caller(request.auth, in_bundle=True),
         )
         return Response(bundle)

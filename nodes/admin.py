@@ -50,8 +50,9 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ["name", "node", "created", "last_used", "revoked"]
-    list_filter = ["revoked", "node"]
+    list_display = ["name", "node", "may_prescribe", "may_dispense", "created", "last_used", "revoked"]
+    list_editable = ["may_prescribe", "may_dispense"]
+    list_filter = ["revoked", "may_prescribe", "may_dispense", "node"]
     search_fields = ["name", "node__slug"]
     list_select_related = ["node"]
     readonly_fields = ["created", "last_used"]
@@ -61,7 +62,9 @@ class ApiClientAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        client, token = api_client_issue(node=obj.node, name=obj.name)
+        client, token = api_client_issue(
+            node=obj.node, name=obj.name, may_prescribe=obj.may_prescribe, may_dispense=obj.may_dispense
+        )
         obj.pk = client.pk
         messages.warning(request, f"Token for {client}: {token} (copy it now; it is not shown again).")
 

@@ -57,8 +57,15 @@ def demo_password() -> str:
 
 
 def demo_api_token(slug: str) -> str:
-    """Return the demo bearer token of a node's FHIR API."""
+    """Return the demo bearer token of a node's FHIR API, the one its partners hold: it exchanges
+    resources, and may neither prescribe nor dispense."""
     return f"{slug}.{demo_password()}"
+
+
+def demo_system_token(slug: str) -> str:
+    """Return the bearer token of a node's outside system (a clinical system driving the node
+    through its FHIR API): at a GP it may prescribe, at a pharmacy dispense."""
+    return f"{slug}.system.{demo_password()}"
 
 
 @transaction.atomic
@@ -71,6 +78,14 @@ def demo_seed() -> None:
             slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name}
         )
         api_client_issue(node=node, name="demo", token=demo_api_token(slug))
+        if kind != Node.Kind.BROKER:
+            api_client_issue(
+                node=node,
+                name="outside system",
+                token=demo_system_token(slug),
+                may_prescribe=kind == Node.Kind.PRESCRIBING,
+                may_dispense=kind == Node.Kind.DISPENSING,
+            )
     for username, slug, role, full_name in USERS:
         first, _, last = full_name.rpartition(" ")
         user, _ = User.objects.update_or_create(

@@ -62,6 +62,16 @@ class ApiClient(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
     revoked = models.BooleanField(default=False)
+    # What the client may start through the API (the guide's triggers); partners exchanging
+    # resources need neither.
+    may_prescribe = models.BooleanField(
+        default=False, help_text="May issue and cancel prescriptions (MedicationRequest active, cancelled)."
+    )
+    may_dispense = models.BooleanField(
+        default=False,
+        help_text="May start, complete and decline dispensing (MedicationDispense in-progress, completed, "
+        "declined).",
+    )
 
     class Meta:
         verbose_name = "API client"

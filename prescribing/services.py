@@ -53,12 +53,9 @@ def prescription_issue(
     no pharmacy, the shared record holds it until a pharmacy finds it by its token."""
     if not items:
         raise FHIRError(422, "required", "A prescription needs at least one item.")
-    pharmacy = _pharmacy(node, pharmacy_ods) if pharmacy_ods else None
-    group_id = medication.prescription_id(ods_code=node.ods_code, sequence=_next_sequence(node))
-    long_id, now = str(uuid.uuid4()), timezone.now()
-    requests = []
-    for item in items:
-        content = medication.request_build(
+    group_id, long_id, now = prescription_id_new(node), str(uuid.uuid4()), timezone.now()
+    contents = [
+        medication.request_build(
             item_id=str(uuid.uuid4()),
             group_id=group_id,
             long_id=long_id,
@@ -77,12 +74,45 @@ def prescription_issue(
             patient_name=patient_name,
             prescriber_name=prescriber_name,
         )
-        record = services.resource_create(
-            node=node, resource_type="MedicationRequest", content=content
-        ).resource
+        for item in items
+    ]
+    return [request_issue(node=node, content=content).resource for content in contents]
+
+
+@transaction.atomic
+def request_issue(
+    *, node: Node, content: dict, if_none_exist: str | None = None, logical_id: str | None = None
+) -> services.WriteResult:
+    """Issue one line item, an active MedicationRequest with its identifiers, along its route:
+    the one way a request is issued, from the screens, the FHIR API or a command. Its nominated
+    pharmacy (dispenseRequest.performer) must be a pharmacy in the directory; with none, the
+    shared record holds it for the token. A request stored already is not sent again."""
+    pharmacy = _nominated(node, content)
+    if pharmacy is None:
+        broker_for(node=node)  # refuses (422) a prescription no pharmacy could find
+    draft = Resource.objects.filter(node=node, resource_type="MedicationRequest", logical_id=logical_id or "")
+    if draft.exists():  # a draft issued (updated to active)
+        result = services.resource_update(
+            node=node, resource_type="MedicationRequest", logical_id=logical_id, content=content
+        )
+        sent = True
+    else:
+        result = services.resource_create(
+            node=node,
+            resource_type="MedicationRequest",
+            content=content,
+            if_none_exist=if_none_exist,
+            logical_id=logical_id,
+        )
+        sent = result.created
+    if sent:
         _send(node, pharmacy, content, kind="request.create")
-        requests.append(record)
-    return requests
+    return result
+
+
+def prescription_id_new(node: Node) -> str:
+    """Return the next Prescription ID of this prescribing node."""
+    return medication.prescription_id(ods_code=node.ods_code, sequence=_next_sequence(node))
 
 
 @transaction.atomic
@@ -251,7 +281,14 @@ def _save(node: Node, record: Resource, content: dict) -> Resource:
 def _nominated(node: Node, request: dict) -> Partner | None:
     """Return the request's nominated pharmacy, or None for a prescription with none."""
     ods_code = medication.nominated_ods(request)
-    return _pharmacy(node, ods_code) if ods_code else None
+    if not ods_code:
+        return None
+    try:
+        return _pharmacy(node, ods_code)
+    except FHIRError as exc:
+        raise FHIRError(
+            exc.status, "business-rule", str(exc), ["MedicationRequest.dispenseRequest.performer"]
+        ) from exc
 
 
 def _topology(pharmacy: Partner | None) -> str:

@@ -57,12 +57,6 @@ def broker(db):
 
 
 @pytest.fixture
-def gp_base(live_server, gp) -> str:
-    """The gp node's FHIR base on a live server."""
-    return f"{live_server.url}/gp/fhir"
-
-
-@pytest.fixture
 def nodes(live_server, monkeypatch, transactional_db) -> dict[str, Node]:
     """The demo ecosystem, its directory pointing at the live server."""
     monkeypatch.setenv("DMED_DEMO_URL", live_server.url)

@@ -19,44 +19,44 @@ def anonymous() -> Client:
     return Client()
 
 
-def test_no_token_is_401_with_a_bearer_challenge(anonymous, gp):
-    response = anonymous.get("/gp/fhir/MedicationRequest")
+def test_no_token_is_401_with_a_bearer_challenge(anonymous, store):
+    response = anonymous.get("/store/fhir/MedicationRequest")
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert response.json()["issue"][0]["code"] == "login"
 
 
-def test_unknown_token_is_401(anonymous, gp):
-    response = anonymous.get("/gp/fhir/MedicationRequest", headers={"Authorization": "Bearer guessed"})
+def test_unknown_token_is_401(anonymous, store):
+    response = anonymous.get("/store/fhir/MedicationRequest", headers={"Authorization": "Bearer guessed"})
     assert response.status_code == 401
 
 
-def test_revoked_token_is_401(anonymous, gp):
-    ApiClient.objects.filter(node=gp).update(revoked=True)
-    assert anonymous.get("/gp/fhir/MedicationRequest", headers=bearer("gp")).status_code == 401
+def test_revoked_token_is_401(anonymous, store):
+    ApiClient.objects.filter(node=store).update(revoked=True)
+    assert anonymous.get("/store/fhir/MedicationRequest", headers=bearer("store")).status_code == 401
 
 
-def test_metadata_needs_no_token(anonymous, gp):
-    response = anonymous.get("/gp/fhir/metadata")
+def test_metadata_needs_no_token(anonymous, store):
+    response = anonymous.get("/store/fhir/metadata")
     assert response.status_code == 200
     assert "Bearer" in response.json()["rest"][0]["security"]["description"]
 
 
-def test_valid_token_is_recorded_as_used(anonymous, gp):
-    assert anonymous.get("/gp/fhir/MedicationRequest", headers=bearer("gp")).status_code == 200
-    assert ApiClient.objects.get(node=gp).last_used is not None
+def test_valid_token_is_recorded_as_used(anonymous, store):
+    assert anonymous.get("/store/fhir/MedicationRequest", headers=bearer("store")).status_code == 200
+    assert ApiClient.objects.get(node=store).last_used is not None
 
 
-def test_auth_can_be_switched_off_for_a_closed_network(anonymous, gp, settings):
+def test_auth_can_be_switched_off_for_a_closed_network(anonymous, store, settings):
     settings.FHIR_AUTH_REQUIRED = False
-    assert anonymous.get("/gp/fhir/MedicationRequest").status_code == 200
+    assert anonymous.get("/store/fhir/MedicationRequest").status_code == 200
 
 
-def test_api_token_command_issues_a_working_token(live_server, gp):
+def test_api_token_command_issues_a_working_token(live_server, store):
     import requests
 
     output = subprocess.run(
-        [sys.executable, "manage.py", "api_token", "gp", "FA565"],
+        [sys.executable, "manage.py", "api_token", "store", "FA565"],
         capture_output=True,
         text=True,
         check=True,
@@ -64,7 +64,7 @@ def test_api_token_command_issues_a_working_token(live_server, gp):
     )
     token = output.stdout.strip()
     response = requests.get(
-        f"{live_server.url}/gp/fhir/MedicationRequest",
+        f"{live_server.url}/store/fhir/MedicationRequest",
         headers={"Authorization": f"Bearer {token}"},
         timeout=10,
     )

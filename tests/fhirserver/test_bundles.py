@@ -51,12 +51,12 @@ def bundle(kind: str, *entries: dict) -> dict:
     return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
 
 
-def post_bundle(client, body: object, path: str = "/gp/fhir", **headers):
+def post_bundle(client, body: object, path: str = "/store/fhir", **headers):
     return client.post(path, json.dumps(body), content_type=FHIR_JSON, headers=headers)
 
 
 def create(client, body: dict) -> dict:
-    response = client.post(f"/gp/fhir/{body['resourceType']}", json.dumps(body), content_type=FHIR_JSON)
+    response = client.post(f"/store/fhir/{body['resourceType']}", json.dumps(body), content_type=FHIR_JSON)
     assert response.status_code == 201
     return response.json()
 
@@ -67,7 +67,7 @@ def urn() -> str:
 
 @pytest.mark.parametrize("patient_url", [urn(), "http://elsewhere.example/fhir/Patient/temporary-1"])
 def test_transaction_stores_a_patient_and_a_request_whose_references_to_its_full_url_become_its_id(
-    client, gp, patient_url
+    client, store, patient_url
 ):
     request = make_medication_request(
         subject={"reference": patient_url}, supportingInformation=[{"reference": patient_url}]
@@ -92,15 +92,15 @@ def test_transaction_stores_a_patient_and_a_request_whose_references_to_its_full
     assert request_entry["response"]["location"] == f"MedicationRequest/{request_id}/_history/1"
     assert request_entry["response"]["etag"] == 'W/"1"'
     assert request_entry["response"]["lastModified"]
-    stored = client.get(f"/gp/fhir/MedicationRequest/{request_id}").json()
+    stored = client.get(f"/store/fhir/MedicationRequest/{request_id}").json()
     assert stored["subject"] == {"reference": f"Patient/{patient_id}"}
     assert stored["supportingInformation"] == [{"reference": f"Patient/{patient_id}"}]
-    assert client.get(f"/gp/fhir/Patient/{patient_id}").json()["name"][0]["family"] == "Smith"
-    found = client.get(f"/gp/fhir/MedicationRequest?subject=Patient/{patient_id}").json()
+    assert client.get(f"/store/fhir/Patient/{patient_id}").json()["name"][0]["family"] == "Smith"
+    found = client.get(f"/store/fhir/MedicationRequest?subject=Patient/{patient_id}").json()
     assert [e["resource"]["id"] for e in found["entry"]] == [request_id]
 
 
-def test_transaction_whose_last_entry_is_invalid_leaves_nothing_behind(client, gp):
+def test_transaction_whose_last_entry_is_invalid_leaves_nothing_behind(client, store):
     create(client, make_medication_request())
     resources, versions = Resource.objects.count(), ResourceVersion.objects.count()
     patient_url = urn()
@@ -121,7 +121,7 @@ def test_transaction_whose_last_entry_is_invalid_leaves_nothing_behind(client, g
     assert (Resource.objects.count(), ResourceVersion.objects.count()) == (resources, versions)
 
 
-def test_transaction_entry_whose_resource_is_not_the_type_of_its_url_fails_the_transaction(client, gp):
+def test_transaction_entry_whose_resource_is_not_the_type_of_its_url_fails_the_transaction(client, store):
     response = post_bundle(
         client,
         bundle(
@@ -136,7 +136,7 @@ def test_transaction_entry_whose_resource_is_not_the_type_of_its_url_fails_the_t
 
 
 def test_conditional_create_in_a_transaction_answers_the_existing_resource_and_references_point_to_it(
-    client, gp
+    client, store
 ):
     sent = make_medication_request()
     existing = create(client, sent)
@@ -155,12 +155,12 @@ def test_conditional_create_in_a_transaction_answers_the_existing_resource_and_r
     assert request_entry["resource"]["id"] == existing["id"]
     assert request_entry["response"]["location"] == f"MedicationRequest/{existing['id']}/_history/1"
     assert dispense_entry["response"]["status"] == "201 Created"
-    dispense = client.get(f"/gp/fhir/MedicationDispense/{dispense_entry['resource']['id']}").json()
+    dispense = client.get(f"/store/fhir/MedicationDispense/{dispense_entry['resource']['id']}").json()
     assert dispense["authorizingPrescription"] == [{"reference": f"MedicationRequest/{existing['id']}"}]
     assert Resource.objects.filter(resource_type="MedicationRequest").count() == 1
 
 
-def test_conditional_create_in_a_transaction_that_matches_several_fails_it_with_412(client, gp):
+def test_conditional_create_in_a_transaction_that_matches_several_fails_it_with_412(client, store):
     create(client, make_patient())
     create(client, make_patient())
     response = post_bundle(
@@ -178,7 +178,7 @@ def test_conditional_create_in_a_transaction_that_matches_several_fails_it_with_
     assert not Resource.objects.filter(resource_type="MedicationRequest").exists()
 
 
-def test_transaction_runs_get_after_put_but_answers_in_request_order(client, gp):
+def test_transaction_runs_get_after_put_but_answers_in_request_order(client, store):
     existing = create(client, make_medication_request())
     path = f"MedicationRequest/{existing['id']}"
     response = post_bundle(
@@ -203,7 +203,7 @@ def test_transaction_runs_get_after_put_but_answers_in_request_order(client, gp)
     assert created["resource"]["resourceType"] == "Patient"
 
 
-def test_transaction_deletes_before_it_creates(client, gp):
+def test_transaction_deletes_before_it_creates(client, store):
     sent = make_medication_request()
     existing = create(client, sent)
     response = post_bundle(
@@ -221,19 +221,19 @@ def test_transaction_deletes_before_it_creates(client, gp):
     assert created["resource"]["id"] != existing["id"]
     assert deleted["response"]["status"] == "204 No Content"
     assert deleted["response"]["etag"] == 'W/"2"'
-    assert client.get(f"/gp/fhir/MedicationRequest/{existing['id']}").status_code == 410
+    assert client.get(f"/store/fhir/MedicationRequest/{existing['id']}").status_code == 410
 
 
-def test_transaction_get_of_a_resource_it_deletes_fails_it_with_410(client, gp):
+def test_transaction_get_of_a_resource_it_deletes_fails_it_with_410(client, store):
     existing = create(client, make_medication_request())
     path = f"MedicationRequest/{existing['id']}"
     response = post_bundle(client, bundle("transaction", entry("GET", path), entry("DELETE", path)))
     assert response.status_code == 410
     assert response.json()["resourceType"] == "OperationOutcome"
-    assert client.get(f"/gp/fhir/{path}").status_code == 200
+    assert client.get(f"/store/fhir/{path}").status_code == 200
 
 
-def test_transaction_search_sees_the_transactions_own_writes(client, gp):
+def test_transaction_search_sees_the_transactions_own_writes(client, store):
     sent = make_medication_request()
     response = post_bundle(
         client,
@@ -249,9 +249,9 @@ def test_transaction_search_sees_the_transactions_own_writes(client, gp):
     assert [e["resource"]["id"] for e in searched["resource"]["entry"]] == [created["resource"]["id"]]
 
 
-def test_put_with_a_stale_if_match_fails_the_transaction_and_changes_nothing(client, gp):
+def test_put_with_a_stale_if_match_fails_the_transaction_and_changes_nothing(client, store):
     existing = create(client, make_medication_request())
-    path = f"/gp/fhir/MedicationRequest/{existing['id']}"
+    path = f"/store/fhir/MedicationRequest/{existing['id']}"
     client.put(path, json.dumps(existing | {"status": "on-hold"}), content_type=FHIR_JSON)
     resources = Resource.objects.count()
     response = post_bundle(
@@ -274,7 +274,7 @@ def test_put_with_a_stale_if_match_fails_the_transaction_and_changes_nothing(cli
     assert (current["meta"]["versionId"], current["status"]) == ("2", "on-hold")
 
 
-def test_batch_answers_each_entry_on_its_own(client, gp):
+def test_batch_answers_each_entry_on_its_own(client, store):
     response = post_bundle(
         client,
         bundle(
@@ -289,7 +289,7 @@ def test_batch_answers_each_entry_on_its_own(client, gp):
     assert body["type"] == "batch-response"
     stored, invalid, missing = body["entry"]
     assert stored["response"]["status"] == "201 Created"
-    assert client.get(f"/gp/fhir/{stored['response']['location']}").status_code == 200
+    assert client.get(f"/store/fhir/{stored['response']['location']}").status_code == 200
     assert invalid["response"]["status"] == "400 Bad Request"
     assert invalid["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert invalid["response"]["outcome"]["issue"][0]["expression"] == ["MedicationRequest.status"]
@@ -299,7 +299,7 @@ def test_batch_answers_each_entry_on_its_own(client, gp):
     assert Resource.objects.count() == 1
 
 
-def test_batch_refuses_an_entry_without_a_method_or_with_one_not_implemented_in_that_entry(client, gp):
+def test_batch_refuses_an_entry_without_a_method_or_with_one_not_implemented_in_that_entry(client, store):
     response = post_bundle(
         client,
         bundle(
@@ -322,7 +322,7 @@ def test_batch_refuses_an_entry_without_a_method_or_with_one_not_implemented_in_
     ]
 
 
-def test_batch_leaves_references_to_other_entries_as_they_were_sent(client, gp):
+def test_batch_leaves_references_to_other_entries_as_they_were_sent(client, store):
     patient_url = urn()
     response = post_bundle(
         client,
@@ -338,13 +338,13 @@ def test_batch_leaves_references_to_other_entries_as_they_were_sent(client, gp):
     assert created["resource"]["subject"] == {"reference": patient_url}
 
 
-def test_batch_reads_a_version_and_takes_urls_on_this_base(client, gp):
+def test_batch_reads_a_version_and_takes_urls_on_this_base(client, store):
     existing = create(client, make_medication_request())
     response = post_bundle(
         client,
         bundle(
             "batch",
-            entry("GET", f"http://testserver/gp/fhir/MedicationRequest/{existing['id']}/_history/1"),
+            entry("GET", f"http://testserver/store/fhir/MedicationRequest/{existing['id']}/_history/1"),
             entry("GET", f"http://elsewhere.example/fhir/MedicationRequest/{existing['id']}"),
         ),
     )
@@ -364,7 +364,7 @@ def test_batch_reads_a_version_and_takes_urls_on_this_base(client, gp):
     ],
     ids=["not-a-bundle", "collection", "entry-not-an-array", "json-array"],
 )
-def test_a_body_that_is_not_a_batch_or_transaction_bundle_is_refused_with_400(client, gp, body):
+def test_a_body_that_is_not_a_batch_or_transaction_bundle_is_refused_with_400(client, store, body):
     response = post_bundle(client, body)
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
@@ -382,36 +382,40 @@ def test_a_body_that_is_not_a_batch_or_transaction_bundle_is_refused_with_400(cl
         {"request": {"method": "GET", "url": "Nonsense/1"}},
     ],
 )
-def test_a_malformed_transaction_entry_fails_the_transaction_with_an_outcome_not_a_500(client, gp, bad_entry):
+def test_a_malformed_transaction_entry_fails_the_transaction_with_an_outcome_not_a_500(
+    client, store, bad_entry
+):
     response = post_bundle(client, bundle("transaction", entry("POST", "Patient", make_patient()), bad_entry))
     assert 400 <= response.status_code < 500
     assert response.json()["resourceType"] == "OperationOutcome"
     assert not Resource.objects.exists()
 
 
-@pytest.mark.parametrize("path", ["/gp/fhir", "/gp/fhir/"])
-def test_the_base_takes_a_bundle_with_or_without_a_trailing_slash(client, gp, path):
+@pytest.mark.parametrize("path", ["/store/fhir", "/store/fhir/"])
+def test_the_base_takes_a_bundle_with_or_without_a_trailing_slash(client, store, path):
     response = post_bundle(client, bundle("batch", entry("POST", "Patient", make_patient())), path)
     assert response.status_code == 200
     assert response.json()["entry"][0]["response"]["status"] == "201 Created"
 
 
-def test_an_empty_transaction_answers_an_empty_response(client, gp):
+def test_an_empty_transaction_answers_an_empty_response(client, store):
     response = post_bundle(client, {"resourceType": "Bundle", "type": "transaction"})
     assert response.status_code == 200
     assert response.json()["type"] == "transaction-response"
     assert "entry" not in response.json()
 
 
-def test_the_base_needs_a_token_for_this_node(client, gp, broker):
+def test_the_base_needs_a_token_for_this_node(client, store, broker):
     body = json.dumps(bundle("batch", entry("POST", "Patient", make_patient())))
     assert client.post("/broker/fhir", body, content_type=FHIR_JSON).status_code == 403
-    anonymous = client.post("/gp/fhir", body, content_type=FHIR_JSON, headers={"Authorization": ""})
+    anonymous = client.post("/store/fhir", body, content_type=FHIR_JSON, headers={"Authorization": ""})
     assert anonymous.status_code == 401
-    assert client.post("/gp/fhir", body, content_type=FHIR_JSON, headers=bearer("gp")).status_code == 200
-    assert not Resource.objects.exclude(node=gp).exists()
+    assert (
+        client.post("/store/fhir", body, content_type=FHIR_JSON, headers=bearer("store")).status_code == 200
+    )
+    assert not Resource.objects.exclude(node=store).exists()
 
 
-def test_capability_statement_lists_batch_and_transaction(client, gp):
-    rest = client.get("/gp/fhir/metadata").json()["rest"][0]
+def test_capability_statement_lists_batch_and_transaction(client, store):
+    rest = client.get("/store/fhir/metadata").json()["rest"][0]
     assert {"transaction", "batch"} <= {i["code"] for i in rest["interaction"]}

@@ -5,8 +5,8 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhirserver.registry import RESOURCE_TYPES
 
 
-def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client, gp):
-    response = client.get("/gp/fhir/metadata")
+def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client, store):
+    response = client.get("/store/fhir/metadata")
     assert response.status_code == 200
     body = response.json()
     CapabilityStatement.model_validate(body)
@@ -56,18 +56,18 @@ def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client,
     assert "history-system" in system
 
 
-def test_every_declared_parameter_is_accepted_strictly(client, gp):
+def test_every_declared_parameter_is_accepted_strictly(client, store):
     """Nothing is declared that the server would refuse."""
-    body = client.get("/gp/fhir/metadata").json()
+    body = client.get("/store/fhir/metadata").json()
     samples = {"token": "x", "uri": "x", "string": "x", "date": "2024", "reference": "Patient/x"}
     for resource in body["rest"][0]["resource"]:
         if resource["type"] not in ("MedicationRequest", "MedicationDispense", "Patient", "Subscription"):
             continue
         for param in resource["searchParam"]:
-            url = f"/gp/fhir/{resource['type']}?{param['name']}={samples[param['type']]}"
+            url = f"/store/fhir/{resource['type']}?{param['name']}={samples[param['type']]}"
             assert client.get(url, headers={"Prefer": "handling=strict"}).status_code == 200, url
 
 
-def test_every_listed_type_can_be_searched(client, gp):
+def test_every_listed_type_can_be_searched(client, store):
     for resource_type in ("Patient", "Organization", "Task", "Bundle", "Subscription"):
-        assert client.get(f"/gp/fhir/{resource_type}").status_code == 200
+        assert client.get(f"/store/fhir/{resource_type}").status_code == 200

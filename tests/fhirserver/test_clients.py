@@ -12,14 +12,14 @@ from tests.factories import ITEM_SYSTEM, bearer, identifier_query, make_medicati
 
 
 @pytest.fixture
-def fhirpy_client(gp_base):
-    return SyncFHIRClient(gp_base, authorization=bearer("gp")["Authorization"])
+def fhirpy_client(store_base):
+    return SyncFHIRClient(store_base, authorization=bearer("store")["Authorization"])
 
 
 @pytest.fixture
-def fhirclient_server(gp_base):
-    server = fc_server.FHIRServer(None, base_uri=gp_base + "/")
-    server.session.headers.update(bearer("gp"))
+def fhirclient_server(store_base):
+    server = fc_server.FHIRServer(None, base_uri=store_base + "/")
+    server.session.headers.update(bearer("store"))
     return server
 
 
@@ -68,7 +68,7 @@ def test_fhirpy_fetch_all_follows_next_links(fhirpy_client):
     assert len(found) == 5
 
 
-def test_fhirclient_create_read_update_with_if_match_and_search(fhirclient_server, gp_base):
+def test_fhirclient_create_read_update_with_if_match_and_search(fhirclient_server, store_base):
     body = make_medication_request()
     request = FCMedicationRequest(body)
     answer = request.create(fhirclient_server)
@@ -81,13 +81,13 @@ def test_fhirclient_create_read_update_with_if_match_and_search(fhirclient_serve
     # fhirclient's update sends no If-Match itself: send one as a HAPI user would.
     session = fhirclient_server.session
     response = session.put(
-        f"{gp_base}/MedicationRequest/{logical_id}",
+        f"{store_base}/MedicationRequest/{logical_id}",
         json=read.as_json(),
         headers={"Content-Type": "application/fhir+json", "If-Match": 'W/"1"'},
     )
     assert response.status_code == 200
     stale = session.put(
-        f"{gp_base}/MedicationRequest/{logical_id}",
+        f"{store_base}/MedicationRequest/{logical_id}",
         json=read.as_json(),
         headers={"Content-Type": "application/fhir+json", "If-Match": 'W/"1"'},
     )
@@ -104,10 +104,10 @@ def test_fhirclient_create_read_update_with_if_match_and_search(fhirclient_serve
     assert [r.id for r in found] == [logical_id]
 
 
-def test_fhirclient_conditional_create_header(fhirclient_server, gp_base):
+def test_fhirclient_conditional_create_header(fhirclient_server, store_base):
     body = make_medication_request()
     headers = {"Content-Type": "application/fhir+json", "If-None-Exist": identifier_query(body)}
-    first = fhirclient_server.session.post(f"{gp_base}/MedicationRequest", json=body, headers=headers)
-    second = fhirclient_server.session.post(f"{gp_base}/MedicationRequest", json=body, headers=headers)
+    first = fhirclient_server.session.post(f"{store_base}/MedicationRequest", json=body, headers=headers)
+    second = fhirclient_server.session.post(f"{store_base}/MedicationRequest", json=body, headers=headers)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]

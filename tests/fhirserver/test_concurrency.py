@@ -15,9 +15,9 @@ CLIENTS = 20
 
 
 @pytest.mark.parametrize("conditional", [True, False], ids=["if-none-exist", "plain-post"])
-def test_concurrent_posts_of_one_identifier_store_one_resource(gp_base, conditional):
+def test_concurrent_posts_of_one_identifier_store_one_resource(store_base, conditional):
     body = make_medication_request()
-    headers = {"Content-Type": "application/fhir+json"} | bearer("gp")
+    headers = {"Content-Type": "application/fhir+json"} | bearer("store")
     if conditional:
         headers["If-None-Exist"] = identifier_query(body)
     start = threading.Barrier(CLIENTS)
@@ -25,7 +25,7 @@ def test_concurrent_posts_of_one_identifier_store_one_resource(gp_base, conditio
     def post(_: int) -> requests.Response:
         with requests.Session() as session:
             start.wait()
-            return session.post(f"{gp_base}/MedicationRequest", json=body, headers=headers, timeout=60)
+            return session.post(f"{store_base}/MedicationRequest", json=body, headers=headers, timeout=60)
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         responses = list(pool.map(post, range(CLIENTS)))

@@ -27,12 +27,12 @@ def post(client, path: str, body, **headers):
 
 
 @pytest.fixture
-def node(gp):
-    return gp
+def node(store):
+    return store
 
 
 def test_malformed_json_is_400_invalid(client, node):
-    response = post(client, "/gp/fhir/MedicationRequest", '{"resourceType": "MedicationRequest",')
+    response = post(client, "/store/fhir/MedicationRequest", '{"resourceType": "MedicationRequest",')
     assert response.status_code == 400
     issue = outcome(response)["issue"][0]
     assert issue["code"] == "invalid"
@@ -43,13 +43,13 @@ def test_malformed_json_is_400_invalid(client, node):
 def test_missing_resource_type_is_400(client, node):
     body = make_medication_request()
     del body["resourceType"]
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 400
     assert outcome(response)["issue"][0]["expression"] == ["resourceType"]
 
 
 def test_resource_type_not_matching_the_url_is_400(client, node):
-    response = post(client, "/gp/fhir/MedicationDispense", make_medication_request())
+    response = post(client, "/store/fhir/MedicationDispense", make_medication_request())
     assert response.status_code == 400
     issue = outcome(response)["issue"][0]
     assert issue["expression"] == ["resourceType"]
@@ -59,7 +59,7 @@ def test_resource_type_not_matching_the_url_is_400(client, node):
 def test_structurally_invalid_resource_is_400_with_each_path(client, node):
     body = make_medication_request(colour="blue")
     body["dispenseRequest"]["quantity"]["value"] = "sixty"
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 400
     expressions = {e for issue in outcome(response)["issue"] for e in issue["expression"]}
     assert "MedicationRequest.colour" in expressions
@@ -70,14 +70,14 @@ def test_structurally_invalid_resource_is_400_with_each_path(client, node):
 def test_missing_required_element_is_400_required(client, node):
     body = make_medication_request()
     del body["intent"]
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 400
     issue = outcome(response)["issue"][0]
     assert (issue["code"], issue["expression"]) == ("required", ["MedicationRequest.intent"])
 
 
 def test_code_outside_a_required_binding_is_400_code_invalid(client, node):
-    response = post(client, "/gp/fhir/MedicationRequest", make_medication_request(status="bogus"))
+    response = post(client, "/store/fhir/MedicationRequest", make_medication_request(status="bogus"))
     assert response.status_code == 400
     issue = outcome(response)["issue"][0]
     assert (issue["code"], issue["expression"]) == ("code-invalid", ["MedicationRequest.status"])
@@ -86,7 +86,7 @@ def test_code_outside_a_required_binding_is_400_code_invalid(client, node):
 def test_binding_inside_a_data_type_is_checked_too(client, node):
     body = make_medication_request()
     body["identifier"][0]["use"] = "sometimes"
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 400
     assert outcome(response)["issue"][0]["expression"] == ["MedicationRequest.identifier[0].use"]
 
@@ -94,7 +94,7 @@ def test_binding_inside_a_data_type_is_checked_too(client, node):
 def test_invalid_nhs_number_is_422_business_rule(client, node):
     body = make_medication_request()
     body["subject"]["identifier"]["value"] = "9449304131"
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 422
     issue = outcome(response)["issue"][0]
     assert issue["code"] == "business-rule"
@@ -104,7 +104,7 @@ def test_invalid_nhs_number_is_422_business_rule(client, node):
 def test_prescription_id_with_a_wrong_check_character_is_422(client, node):
     body = make_medication_request()
     body["groupIdentifier"]["value"] = "269CA9-A99968-4577BP"
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 422
     issue = outcome(response)["issue"][0]
     assert "invalid checksum" in issue["diagnostics"]
@@ -112,7 +112,7 @@ def test_prescription_id_with_a_wrong_check_character_is_422(client, node):
 
 
 def test_unknown_resource_type_is_404(client, node):
-    response = client.get("/gp/fhir/Prescription/1")
+    response = client.get("/store/fhir/Prescription/1")
     assert response.status_code == 404
     assert "Prescription" in outcome(response)["issue"][0]["diagnostics"]
 
@@ -124,20 +124,20 @@ def test_unknown_node_is_404(client, node):
 
 
 def test_unknown_id_is_404_not_found(client, node):
-    response = client.get("/gp/fhir/MedicationRequest/does-not-exist")
+    response = client.get("/store/fhir/MedicationRequest/does-not-exist")
     assert response.status_code == 404
     assert outcome(response)["issue"][0]["code"] == "not-found"
 
 
 def test_unknown_path_under_fhir_is_an_outcome_not_html(client, node):
-    response = client.get("/gp/fhir/MedicationRequest/1/_history/1/extra")
+    response = client.get("/store/fhir/MedicationRequest/1/_history/1/extra")
     assert response.status_code == 404
     outcome(response)
 
 
 def test_deleted_resource_is_410(client, node):
-    created = post(client, "/gp/fhir/MedicationRequest", make_medication_request())
-    location = f"/gp/fhir/MedicationRequest/{created.json()['id']}"
+    created = post(client, "/store/fhir/MedicationRequest", make_medication_request())
+    location = f"/store/fhir/MedicationRequest/{created.json()['id']}"
     assert client.delete(location).status_code == 204
     response = client.get(location)
     assert response.status_code == 410
@@ -145,8 +145,8 @@ def test_deleted_resource_is_410(client, node):
 
 
 def test_stale_if_match_is_412_and_changes_nothing(client, node):
-    created = post(client, "/gp/fhir/MedicationRequest", make_medication_request()).json()
-    path = f"/gp/fhir/MedicationRequest/{created['id']}"
+    created = post(client, "/store/fhir/MedicationRequest", make_medication_request()).json()
+    path = f"/store/fhir/MedicationRequest/{created['id']}"
     client.put(path, json.dumps(created | {"status": "on-hold"}), content_type=FHIR_JSON)
     response = client.put(
         path,
@@ -161,8 +161,8 @@ def test_stale_if_match_is_412_and_changes_nothing(client, node):
 
 def test_second_resource_with_the_same_business_identifier_is_409(client, node):
     body = make_medication_request()
-    assert post(client, "/gp/fhir/MedicationRequest", body).status_code == 201
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    assert post(client, "/store/fhir/MedicationRequest", body).status_code == 201
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 409
     issue = outcome(response)["issue"][0]
     assert (issue["code"], issue["expression"]) == ("duplicate", ["MedicationRequest.identifier"])
@@ -172,7 +172,7 @@ def test_second_resource_with_the_same_business_identifier_is_409(client, node):
 def test_wrong_content_type_is_415(client, node):
     response = post(
         client,
-        "/gp/fhir/MedicationRequest",
+        "/store/fhir/MedicationRequest",
         "status=active",
         content_type="application/x-www-form-urlencoded",
     )
@@ -182,20 +182,20 @@ def test_wrong_content_type_is_415(client, node):
 
 def test_missing_content_type_is_415(client, node):
     response = client.generic(
-        "POST", "/gp/fhir/MedicationRequest", json.dumps(make_medication_request()), content_type=""
+        "POST", "/store/fhir/MedicationRequest", json.dumps(make_medication_request()), content_type=""
     )
     assert response.status_code == 415
     outcome(response)
 
 
 def test_accept_that_cannot_be_met_is_406(client, node):
-    response = client.get("/gp/fhir/metadata", headers={"Accept": "application/fhir+xml"})
+    response = client.get("/store/fhir/metadata", headers={"Accept": "application/fhir+xml"})
     assert response.status_code == 406
     outcome(response)
 
 
 def test_format_that_cannot_be_met_is_406(client, node):
-    response = client.get("/gp/fhir/metadata?_format=xml")
+    response = client.get("/store/fhir/metadata?_format=xml")
     assert response.status_code == 406
     outcome(response)
 
@@ -203,7 +203,7 @@ def test_format_that_cannot_be_met_is_406(client, node):
 def test_body_over_the_limit_is_413(client, node, settings):
     settings.FHIR_MAX_BODY_BYTES = 2000
     body = make_medication_request(note=[{"text": "x" * 3000}])
-    response = post(client, "/gp/fhir/MedicationRequest", body)
+    response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 413
     assert outcome(response)["issue"][0]["code"] == "too-long"
     assert not Resource.objects.exists()
@@ -211,13 +211,13 @@ def test_body_over_the_limit_is_413(client, node, settings):
 
 def test_update_with_an_id_not_matching_the_url_is_400(client, node):
     body = make_medication_request(id="other")
-    response = client.put("/gp/fhir/MedicationRequest/mine", json.dumps(body), content_type=FHIR_JSON)
+    response = client.put("/store/fhir/MedicationRequest/mine", json.dumps(body), content_type=FHIR_JSON)
     assert response.status_code == 400
     assert outcome(response)["issue"][0]["expression"] == ["MedicationRequest.id"]
 
 
 def test_method_not_allowed_is_405_outcome(client, node):
-    response = client.patch("/gp/fhir/MedicationRequest/x", "{}", content_type=FHIR_JSON)
+    response = client.patch("/store/fhir/MedicationRequest/x", "{}", content_type=FHIR_JSON)
     assert response.status_code == 405
     outcome(response)
 
@@ -227,14 +227,14 @@ def test_if_none_exist_matching_several_is_412(client, node):
         assert (
             post(
                 client,
-                "/gp/fhir/Patient",
+                "/store/fhir/Patient",
                 {"resourceType": "Patient", "identifier": [{"system": "urn:local", "value": "same"}]},
             ).status_code
             == 201
         )
     response = post(
         client,
-        "/gp/fhir/Patient",
+        "/store/fhir/Patient",
         {"resourceType": "Patient"},
         **{"If-None-Exist": "identifier=urn:local|same"},
     )

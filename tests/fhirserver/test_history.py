@@ -11,7 +11,7 @@ from tests.factories import bearer, make_medication_request
 FHIR_JSON = "application/fhir+json"
 
 
-def create(client, body: dict, node: str = "gp") -> dict:
+def create(client, body: dict, node: str = "store") -> dict:
     response = client.post(
         f"/{node}/fhir/{body['resourceType']}", json.dumps(body), content_type=FHIR_JSON, headers=bearer(node)
     )
@@ -26,16 +26,16 @@ def entries(bundle: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_type_history_lists_every_version_of_the_type_newest_first(client, gp):
+def test_type_history_lists_every_version_of_the_type_newest_first(client, store):
     first = create(client, make_medication_request())
     create(client, {"resourceType": "Patient"})
     client.put(
-        f"/gp/fhir/MedicationRequest/{first['id']}",
+        f"/store/fhir/MedicationRequest/{first['id']}",
         json.dumps(first | {"status": "on-hold"}),
         content_type=FHIR_JSON,
     )
-    client.delete(f"/gp/fhir/MedicationRequest/{first['id']}")
-    bundle = client.get("/gp/fhir/MedicationRequest/_history").json()
+    client.delete(f"/store/fhir/MedicationRequest/{first['id']}")
+    bundle = client.get("/store/fhir/MedicationRequest/_history").json()
     assert bundle["type"] == "history"
     assert entries(bundle) == [
         ("DELETE", "MedicationRequest", 'W/"3"'),
@@ -44,29 +44,29 @@ def test_type_history_lists_every_version_of_the_type_newest_first(client, gp):
     ]
 
 
-def test_system_history_covers_every_type_at_this_node_only(client, gp, broker):
+def test_system_history_covers_every_type_at_this_node_only(client, store, broker):
     create(client, make_medication_request())
     create(client, {"resourceType": "Patient"})
     create(client, {"resourceType": "Patient"}, node="broker")
-    bundle = client.get("/gp/fhir/_history").json()
+    bundle = client.get("/store/fhir/_history").json()
     assert [t for _, t, _ in entries(bundle)] == ["Patient", "MedicationRequest"]
 
 
-def test_since_keeps_only_later_changes(client, gp):
+def test_since_keeps_only_later_changes(client, store):
     create(client, make_medication_request())
     moment = timezone.now().isoformat()
     later = create(client, make_medication_request())
-    bundle = client.get("/gp/fhir/_history", {"_since": moment}).json()
+    bundle = client.get("/store/fhir/_history", {"_since": moment}).json()
     assert [e["resource"]["id"] for e in bundle["entry"]] == [later["id"]]
     # A + left unencoded in the URL arrives as a space; it still means the time zone.
-    raw = client.get(f"/gp/fhir/_history?_since={moment}").json()
+    raw = client.get(f"/store/fhir/_history?_since={moment}").json()
     assert [e["resource"]["id"] for e in raw["entry"]] == [later["id"]]
-    assert client.get("/gp/fhir/_history?_since=yesterday").status_code == 400
+    assert client.get("/store/fhir/_history?_since=yesterday").status_code == 400
 
 
-def test_history_pages_with_next_links(client, gp):
+def test_history_pages_with_next_links(client, store):
     made = [create(client, make_medication_request())["id"] for _ in range(5)]
-    seen, url = [], "/gp/fhir/_history?_count=2"
+    seen, url = [], "/store/fhir/_history?_count=2"
     while url:
         page = client.get(url).json()
         assert len(page["entry"]) <= 2
@@ -75,5 +75,5 @@ def test_history_pages_with_next_links(client, gp):
     assert seen == list(reversed(made))
 
 
-def test_instance_history_of_an_unknown_resource_is_404(client, gp):
-    assert client.get("/gp/fhir/MedicationRequest/nope/_history").status_code == 404
+def test_instance_history_of_an_unknown_resource_is_404(client, store):
+    assert client.get("/store/fhir/MedicationRequest/nope/_history").status_code == 404

@@ -22,20 +22,20 @@ def test_the_examples_hold_the_expected_resources():
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_round_trip(client, gp, path):
+def test_round_trip(client, store, path):
     for sent in medication_resources(path):
         assert not any(isinstance(v, str) and v.startswith("urn:uuid:") for v in _strings(sent)), (
             "references were made logical"
         )
         response = client.post(
-            f"/gp/fhir/{sent['resourceType']}", json.dumps(sent), content_type="application/fhir+json"
+            f"/store/fhir/{sent['resourceType']}", json.dumps(sent), content_type="application/fhir+json"
         )
         if "17-order-invalid-checksum" in path.name:
             assert response.status_code == 422
             assert "invalid checksum" in response.json()["issue"][0]["diagnostics"]
             continue
         assert response.status_code in (200, 201), response.content
-        read = client.get(f"/gp/fhir/{sent['resourceType']}/{response.json()['id']}").json()
+        read = client.get(f"/store/fhir/{sent['resourceType']}/{response.json()['id']}").json()
         assert _without_id_and_meta(read) == _without_id_and_meta(sent)
 
 

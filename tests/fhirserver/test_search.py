@@ -14,13 +14,13 @@ FHIR_JSON = "application/fhir+json"
 
 
 def create(client, body: dict) -> dict:
-    response = client.post(f"/gp/fhir/{body['resourceType']}", json.dumps(body), content_type=FHIR_JSON)
+    response = client.post(f"/store/fhir/{body['resourceType']}", json.dumps(body), content_type=FHIR_JSON)
     assert response.status_code == 201, response.content
     return response.json()
 
 
 def ids(client, query: str) -> list[str]:
-    response = client.get(f"/gp/fhir/{query}")
+    response = client.get(f"/store/fhir/{query}")
     assert response.status_code == 200, response.content
     return [e["resource"]["id"] for e in response.json()["entry"] if e["search"]["mode"] == "match"]
 
@@ -49,7 +49,7 @@ def dispense(prescription: dict, **extra) -> dict:
 # token
 
 
-def test_token_forms_and_not(client, gp):
+def test_token_forms_and_not(client, store):
     active = create(client, make_medication_request())
     cancelled = create(client, make_medication_request(status="cancelled"))
     assert ids(client, "MedicationRequest?status=active") == [active["id"]]
@@ -62,7 +62,7 @@ def test_token_forms_and_not(client, gp):
     assert ids(client, "MedicationRequest?code=http://other|39720311000001101") == []
 
 
-def test_group_identifier_finds_every_line_item_of_a_prescription(client, gp):
+def test_group_identifier_finds_every_line_item_of_a_prescription(client, store):
     first = create(client, make_medication_request())
     second = create(client, make_medication_request())
     other = make_medication_request(
@@ -76,7 +76,7 @@ def test_group_identifier_finds_every_line_item_of_a_prescription(client, gp):
 # string
 
 
-def test_string_is_starts_with_case_and_accent_insensitive_with_exact_and_contains(client, gp):
+def test_string_is_starts_with_case_and_accent_insensitive_with_exact_and_contains(client, store):
     zoe = create(client, patient("Brontë", "Zoë"))
     create(client, patient("Smith", "Anne", "9990548609"))
     assert ids(client, "Patient?family=bron") == [zoe["id"]]
@@ -113,19 +113,19 @@ def test_string_is_starts_with_case_and_accent_insensitive_with_exact_and_contai
         ("2024-03-15T10:30:00Z", False),
     ],
 )
-def test_date_prefixes_and_partial_dates(client, gp, query, found):
+def test_date_prefixes_and_partial_dates(client, store, query, found):
     request = create(client, make_medication_request(authoredOn="2024-03-15"))
     assert ids(client, f"MedicationRequest?authoredon={query}") == ([request["id"]] if found else [])
 
 
-def test_datetime_with_time_zone_and_a_range_by_repeating(client, gp):
+def test_datetime_with_time_zone_and_a_range_by_repeating(client, store):
     request = create(client, make_medication_request(authoredOn="2024-03-15T10:30:00+01:00"))
     assert ids(client, "MedicationRequest?authoredon=2024-03-15T09:30:00Z") == [request["id"]]
     assert ids(client, "MedicationRequest?authoredon=ge2024-03-01&authoredon=lt2024-04-01") == [request["id"]]
     assert ids(client, "MedicationRequest?authoredon=ge2024-04-01&authoredon=lt2024-05-01") == []
 
 
-def test_last_updated(client, gp):
+def test_last_updated(client, store):
     request = create(client, make_medication_request())
     assert ids(client, "MedicationRequest?_lastUpdated=gt2020-01-01") == [request["id"]]
     assert ids(client, "MedicationRequest?_lastUpdated=lt2020-01-01") == []
@@ -134,14 +134,14 @@ def test_last_updated(client, gp):
 # reference
 
 
-def test_reference_by_type_and_id_plain_id_absolute_url_and_identifier(client, gp):
+def test_reference_by_type_and_id_plain_id_absolute_url_and_identifier(client, store):
     person = create(client, patient("Jones", "Ann"))
     request = create(client, make_medication_request(subject={"reference": f"Patient/{person['id']}"}))
     logical = create(client, make_medication_request())  # subject by NHS number only
     assert ids(client, f"MedicationRequest?patient=Patient/{person['id']}") == [request["id"]]
     assert ids(client, f"MedicationRequest?subject={person['id']}") == [request["id"]]
     assert ids(client, f"MedicationRequest?subject:Patient={person['id']}") == [request["id"]]
-    absolute = f"http://testserver/gp/fhir/Patient/{person['id']}"
+    absolute = f"http://testserver/store/fhir/Patient/{person['id']}"
     assert ids(client, f"MedicationRequest?patient={absolute}") == [request["id"]]
     assert ids(client, f"MedicationRequest?patient:identifier={NHS_NUMBER_SYSTEM}|9449304130") == [
         logical["id"]
@@ -152,7 +152,7 @@ def test_reference_by_type_and_id_plain_id_absolute_url_and_identifier(client, g
     ]
 
 
-def test_chained_identifier_matches_logical_and_literal_references(client, gp):
+def test_chained_identifier_matches_logical_and_literal_references(client, store):
     person = create(client, patient("Jones", "Ann"))
     literal = create(client, make_medication_request(subject={"reference": f"Patient/{person['id']}"}))
     logical = create(client, make_medication_request())
@@ -160,14 +160,14 @@ def test_chained_identifier_matches_logical_and_literal_references(client, gp):
     assert sorted(found) == sorted([literal["id"], logical["id"]])
 
 
-def test_chained_other_parameter_one_level_deep(client, gp):
+def test_chained_other_parameter_one_level_deep(client, store):
     person = create(client, patient("Jones", "Ann"))
     request = create(client, make_medication_request(subject={"reference": f"Patient/{person['id']}"}))
     assert ids(client, "MedicationRequest?subject:Patient.family=jon") == [request["id"]]
     assert ids(client, "MedicationRequest?patient.family=smith") == []
 
 
-def test_dispense_found_by_its_prescriptions_identifier(client, gp):
+def test_dispense_found_by_its_prescriptions_identifier(client, store):
     request = make_medication_request()
     create(client, request)
     handed = create(client, dispense(request))
@@ -184,7 +184,7 @@ def test_dispense_found_by_its_prescriptions_identifier(client, gp):
 # AND / OR
 
 
-def test_repeated_parameters_and_and_commas_or(client, gp):
+def test_repeated_parameters_and_and_commas_or(client, store):
     a = create(client, make_medication_request(status="active", intent="order"))
     b = create(client, make_medication_request(status="active", intent="original-order"))
     create(client, make_medication_request(status="stopped", intent="order"))
@@ -196,27 +196,27 @@ def test_repeated_parameters_and_and_commas_or(client, gp):
 # _include / _revinclude
 
 
-def test_revinclude_dispenses_and_include_their_prescription(client, gp):
+def test_revinclude_dispenses_and_include_their_prescription(client, store):
     request_body = make_medication_request()
     request = create(client, request_body)
     handed = create(client, dispense(request_body))
     bundle = client.get(
-        f"/gp/fhir/MedicationRequest?_id={request['id']}&_revinclude=MedicationDispense:prescription"
+        f"/store/fhir/MedicationRequest?_id={request['id']}&_revinclude=MedicationDispense:prescription"
     ).json()
     modes = {(e["resource"]["id"], e["search"]["mode"]) for e in bundle["entry"]}
     assert modes == {(request["id"], "match"), (handed["id"], "include")}
     bundle = client.get(
-        f"/gp/fhir/MedicationDispense?_id={handed['id']}&_include=MedicationDispense:prescription"
+        f"/store/fhir/MedicationDispense?_id={handed['id']}&_include=MedicationDispense:prescription"
     ).json()
     modes = {(e["resource"]["id"], e["search"]["mode"]) for e in bundle["entry"]}
     assert modes == {(handed["id"], "match"), (request["id"], "include")}
 
 
-def test_include_patient_by_literal_reference(client, gp):
+def test_include_patient_by_literal_reference(client, store):
     person = create(client, patient("Jones", "Ann"))
     request = create(client, make_medication_request(subject={"reference": f"Patient/{person['id']}"}))
     bundle = client.get(
-        f"/gp/fhir/MedicationRequest?_id={request['id']}&_include=MedicationRequest:patient"
+        f"/store/fhir/MedicationRequest?_id={request['id']}&_include=MedicationRequest:patient"
     ).json()
     assert [(e["resource"]["resourceType"], e["search"]["mode"]) for e in bundle["entry"]] == [
         ("MedicationRequest", "match"),
@@ -224,21 +224,21 @@ def test_include_patient_by_literal_reference(client, gp):
     ]
 
 
-def test_include_of_an_unknown_parameter_is_400(client, gp):
-    assert client.get("/gp/fhir/MedicationRequest?_include=MedicationRequest:colour").status_code == 400
+def test_include_of_an_unknown_parameter_is_400(client, store):
+    assert client.get("/store/fhir/MedicationRequest?_include=MedicationRequest:colour").status_code == 400
 
 
 # sorting, paging, totals, elements
 
 
-def test_sort_by_date_and_last_updated_both_ways(client, gp):
+def test_sort_by_date_and_last_updated_both_ways(client, store):
     old = create(client, make_medication_request(authoredOn="2023-01-01"))
     new = create(client, make_medication_request(authoredOn="2024-01-01"))
     middle = create(client, make_medication_request(authoredOn="2023-06-01"))
     assert ids(client, "MedicationRequest?_sort=authoredon") == [old["id"], middle["id"], new["id"]]
     assert ids(client, "MedicationRequest?_sort=-authoredon") == [new["id"], middle["id"], old["id"]]
     assert ids(client, "MedicationRequest?_sort=-_lastUpdated") == [middle["id"], new["id"], old["id"]]
-    assert client.get("/gp/fhir/MedicationRequest?_sort=colour").status_code == 400
+    assert client.get("/store/fhir/MedicationRequest?_sort=colour").status_code == 400
 
 
 def follow(client, url: str) -> tuple[list[str], list[dict]]:
@@ -251,9 +251,9 @@ def follow(client, url: str) -> tuple[list[str], list[dict]]:
     return seen, pages
 
 
-def test_paging_across_inserts_neither_skips_nor_repeats(client, gp):
+def test_paging_across_inserts_neither_skips_nor_repeats(client, store):
     before = [create(client, make_medication_request())["id"] for _ in range(5)]
-    first = client.get("/gp/fhir/MedicationRequest?_count=2&_sort=-_lastUpdated").json()
+    first = client.get("/store/fhir/MedicationRequest?_count=2&_sort=-_lastUpdated").json()
     shown = [e["resource"]["id"] for e in first["entry"]]
     for _ in range(3):  # written while the client pages
         create(client, make_medication_request())
@@ -262,9 +262,9 @@ def test_paging_across_inserts_neither_skips_nor_repeats(client, gp):
     assert shown + rest == list(reversed(before))
 
 
-def test_previous_links_walk_back(client, gp):
+def test_previous_links_walk_back(client, store):
     made = [create(client, make_medication_request())["id"] for _ in range(5)]
-    seen, pages = follow(client, "/gp/fhir/MedicationRequest?_count=2")
+    seen, pages = follow(client, "/store/fhir/MedicationRequest?_count=2")
     assert seen == made
     last = pages[-1]
     previous = next(link["url"] for link in last["link"] if link["relation"] == "previous")
@@ -273,37 +273,37 @@ def test_previous_links_walk_back(client, gp):
     assert not any(link["relation"] == "previous" for link in pages[0]["link"])
 
 
-def test_count_total_summary_and_elements(client, gp):
+def test_count_total_summary_and_elements(client, store):
     for _ in range(3):
         create(client, make_medication_request())
-    page = client.get("/gp/fhir/MedicationRequest?_count=1").json()
+    page = client.get("/store/fhir/MedicationRequest?_count=1").json()
     assert page["total"] == 3
     assert len(page["entry"]) == 1
-    assert "total" not in client.get("/gp/fhir/MedicationRequest?_total=none").json()
-    counted = client.get("/gp/fhir/MedicationRequest?_summary=count").json()
+    assert "total" not in client.get("/store/fhir/MedicationRequest?_total=none").json()
+    counted = client.get("/store/fhir/MedicationRequest?_summary=count").json()
     assert counted["total"] == 3
     assert counted["entry"] == []
-    subset = client.get("/gp/fhir/MedicationRequest?_elements=status").json()["entry"][0]["resource"]
+    subset = client.get("/store/fhir/MedicationRequest?_elements=status").json()["entry"][0]["resource"]
     assert set(subset) == {"resourceType", "id", "meta", "status"}
     assert subset["meta"]["tag"][-1]["code"] == "SUBSETTED"
 
 
-def test_count_is_capped(client, gp, settings):
+def test_count_is_capped(client, store, settings):
     settings.FHIR_SEARCH_MAX_COUNT = 2
     for _ in range(3):
         create(client, make_medication_request())
     assert len(ids(client, "MedicationRequest?_count=100")) == 2
 
 
-def test_a_forged_cursor_is_400(client, gp):
-    assert client.get("/gp/fhir/MedicationRequest?_cursor=bm9wZQ").status_code == 400
+def test_a_forged_cursor_is_400(client, store):
+    assert client.get("/store/fhir/MedicationRequest?_cursor=bm9wZQ").status_code == 400
 
 
-def test_post_search_takes_a_form_body(client, gp):
+def test_post_search_takes_a_form_body(client, store):
     request = create(client, make_medication_request(status="on-hold"))
     create(client, make_medication_request())
     response = client.post(
-        "/gp/fhir/MedicationRequest/_search",
+        "/store/fhir/MedicationRequest/_search",
         "status=on-hold",
         content_type="application/x-www-form-urlencoded",
     )
@@ -311,7 +311,7 @@ def test_post_search_takes_a_form_body(client, gp):
     assert [e["resource"]["id"] for e in response.json()["entry"]] == [request["id"]]
 
 
-def test_subscription_parameters(client, gp):
+def test_subscription_parameters(client, store):
     subscription = create(
         client,
         {
@@ -327,12 +327,12 @@ def test_subscription_parameters(client, gp):
     assert ids(client, "Subscription?criteria=MedicationRequest") == [subscription["id"]]
 
 
-def test_invalid_values_are_400_with_the_parameter(client, gp):
-    response = client.get("/gp/fhir/MedicationRequest?authoredon=yesterday")
+def test_invalid_values_are_400_with_the_parameter(client, store):
+    response = client.get("/store/fhir/MedicationRequest?authoredon=yesterday")
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["authoredon"]
 
 
-def test_modifier_not_supported_for_the_type_is_reported(client, gp):
-    bundle = client.get("/gp/fhir/MedicationRequest?status:exact=active").json()
+def test_modifier_not_supported_for_the_type_is_reported(client, store):
+    bundle = client.get("/store/fhir/MedicationRequest?status:exact=active").json()
     assert bundle["entry"][-1]["search"]["mode"] == "outcome"
