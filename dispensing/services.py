@@ -318,7 +318,8 @@ def _build(node: Node, request: dict, prior: list[dict], *, dispense_id: str, st
 def _with_statuses(node: Node, request: dict, dispense: dict, prior: list[dict]) -> dict:
     """Return the dispense stating its item's line status after it, and its prescription's
     business status (EPS dispense notification: 0003 while anything is owed)."""
-    supply = medication.item_supply(request, [*prior, dispense])
+    # The new supply's line status follows from the quantities, not from what dispense_build says.
+    supply = medication.item_supply(request, [*prior, {k: v for k, v in dispense.items() if k != "type"}])
     if dispense["status"] == "completed":
         dispense = medication.with_line_status(dispense, supply.status)
     item = medication.item_id(request)

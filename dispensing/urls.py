@@ -17,4 +17,9 @@ urlpatterns = [
         views.item_dispense,
         name="pharmacy-dispense",
     ),
+    path(
+        "dispensing/<str:prescription_id>/items/<str:item_id>/amend",
+        views.item_amend,
+        name="pharmacy-amend",
+    ),
 ]

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 
 from dispensing import forms, selectors, services
 from exchange.selectors import exchange_summary
+from fhirserver import jsonio, medication
 from fhirserver.errors import FHIRError
 from fhirserver.nhs import prescription_id_error
 from nodes.access import Role, member_view
@@ -76,15 +77,44 @@ def prescription_start(request: HttpRequest, node: Node, prescription_id: str) -
 
 @pharmacy_view
 def item_dispense(request: HttpRequest, node: Node, prescription_id: str, item_id: str) -> HttpResponse:
-    """Dispense one item: the quantity supplied (what was prescribed, or less) and a note."""
+    """Supply one item: all that is owed, or part of it (the rest owed for later), with a note; or
+    supply none now and owe it all."""
     page = _page(node, prescription_id)
-    item = next((item for item in page.items if item.item_id == item_id), None)
-    if item is None:
-        raise Http404("No such item")
-    form = forms.DispenseForm(request.POST or None, initial={"quantity": item.quantity_value})
-    if request.method == "POST" and item.open and form.is_valid():
+    item = _item(page, item_id)
+    initial = item.owing_value if item.owing_value is not None else item.quantity_value
+    form = forms.DispenseForm(request.POST or None, initial={"quantity": initial})
+    owe = request.POST.get("action") == "owe"
+    if request.method == "POST" and item.open and (owe or form.is_valid()):
+        note = request.POST.get("note", "")[:1000]
         try:
-            services.dispense_complete(
+            if owe:
+                record = services.dispense_owing(node=node, request=item.record, note=note)
+            else:
+                record = services.dispense_complete(
+                    node=node, request=item.record, quantity=form.cleaned_data["quantity"], note=note
+                )
+        except FHIRError as exc:
+            form.add_error("quantity" if "quantity" in str(exc) else None, str(exc))
+        else:
+            flash.success(
+                request, f"{item.medicine}: {medication.supply_words(jsonio.loads(record.text)).lower()}."
+            )
+            return redirect("pharmacy-prescription", node.slug, page.prescription_id)
+    context = {"node": node, "prescription": page, "item": item, "form": form, "can_act": _acts(request)}
+    return render(request, "dispensing/dispense.html", context)
+
+
+@pharmacy_view
+def item_amend(request: HttpRequest, node: Node, prescription_id: str, item_id: str) -> HttpResponse:
+    """Correct the quantity of the last supply of an item; the correction travels the route."""
+    page = _page(node, prescription_id)
+    item = _item(page, item_id)
+    last = services.last_supply(node=node, request=item.record)
+    supplied = jsonio.loads(last.text).get("quantity", {}).get("value") if last is not None else None
+    form = forms.DispenseForm(request.POST or None, initial={"quantity": supplied})
+    if request.method == "POST" and item.amendable and form.is_valid():
+        try:
+            services.dispense_amend(
                 node=node,
                 request=item.record,
                 quantity=form.cleaned_data["quantity"],
@@ -93,10 +123,25 @@ def item_dispense(request: HttpRequest, node: Node, prescription_id: str, item_i
         except FHIRError as exc:
             form.add_error("quantity" if "quantity" in str(exc) else None, str(exc))
         else:
-            flash.success(request, f"{item.medicine} dispensed.")
+            flash.success(request, f"{item.medicine}: the last supply is amended, and the prescriber told.")
             return redirect("pharmacy-prescription", node.slug, page.prescription_id)
-    context = {"node": node, "prescription": page, "item": item, "form": form, "can_act": _acts(request)}
+    context = {
+        "node": node,
+        "prescription": page,
+        "item": item,
+        "form": form,
+        "can_act": _acts(request),
+        "amend": True,
+        "last_supplied": supplied,
+    }
     return render(request, "dispensing/dispense.html", context)
+
+
+def _item(page: selectors.PrescriptionPage, item_id: str) -> selectors.ItemRow:
+    item = next((item for item in page.items if item.item_id == item_id), None)
+    if item is None:
+        raise Http404("No such item")
+    return item
 
 
 @pharmacy_view

@@ -17,8 +17,21 @@ from fhirserver.selectors import dispenses_for_item, requests_for_prescription
 from nodes.models import Node
 
 FINAL = {"completed", "cancelled", "stopped", "entered-in-error"}
-DISPENSE_WORDS = {"in-progress": "With dispenser", "completed": "Dispensed", "declined": "Declined"}
-DISPENSING_TAGS = {"With dispenser": "aqua-green", "Dispensed": "green", "Declined": "orange"}
+# What the pharmacy has done, by the item's line status there.
+DISPENSE_WORDS = {
+    medication.WITH_DISPENSER: "With dispenser",
+    medication.PART_DISPENSED: "Part dispensed",
+    medication.OWING: "Owing",
+    medication.FULLY_DISPENSED: "Dispensed",
+    medication.ITEM_NOT_DISPENSED: "Declined",
+}
+DISPENSING_TAGS = {
+    "With dispenser": "aqua-green",
+    "Part dispensed": "purple",
+    "Owing": "purple",
+    "Dispensed": "green",
+    "Declined": "orange",
+}
 ITEM_WORDS = {
     "cancelled": ("Cancelled", "red"),
     "completed": ("Dispensed", "green"),
@@ -62,7 +75,8 @@ class ItemView:
     returned: bool
     pharmacy_ods: str
     pharmacy: str
-    dispensing: str  # what this node knows of the pharmacy's work: "", With dispenser, Dispensed, Declined
+    dispensing: str  # what this node knows of the pharmacy's work: "", With dispenser, Part dispensed, …
+    owing: str = ""  # what the pharmacy still owes, after a part supply
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -203,6 +217,7 @@ def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
     ods = medication.nominated_ods(content)
     # What the pharmacy it is with now has done (a re-nominated item's earlier decline is history).
     current = [d for d in dispenses if not ods or medication.performer_ods(d) == ods]
+    supply = medication.item_supply(content, current)
     view = ItemView(
         record=record,
         item_id=item,
@@ -213,7 +228,8 @@ def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
         returned=medication.returned(content),
         pharmacy_ods=ods,
         pharmacy=_pharmacy_name(node, ods),
-        dispensing=DISPENSE_WORDS.get(current[-1].get("status", ""), "") if current else "",
+        dispensing=DISPENSE_WORDS.get(supply.status, "") if current else "",
+        owing=supply.text(supply.owing) if supply.owed else "",
     )
     if story:
         view.events = sorted(_events(node, record, content, item), key=lambda e: e.when or datetime.min)
@@ -309,16 +325,20 @@ def _dispense_events(node: Node, dispense: Resource) -> list[Event]:
     events, before = [], ""
     for version in dispense.versions.order_by("version_id"):
         content = jsonio.loads(version.text) if version.text else {}
-        status = content.get("status", "")
-        if status == before:
+        status, amended = content.get("status", ""), before == "completed"
+        if status == before and not amended:
             continue
         before = status
         pharmacy = _pharmacy_name(node, medication.performer_ods(content))
         if status == "in-progress":
             events.append(Event(version.last_updated, f"With dispenser: {pharmacy}", "blue"))
         elif status == "completed":
-            supplied = medication.quantity_text(content.get("quantity", {}))
-            events.append(Event(version.last_updated, f"Dispensed by {pharmacy}: {supplied}", "green"))
+            words = medication.supply_words(content)
+            text = (
+                f"Amended by {pharmacy}: {words[0].lower()}{words[1:]}" if amended else f"{pharmacy}: {words}"
+            )
+            owed = medication.line_status(content) in (medication.PART_DISPENSED, medication.OWING)
+            events.append(Event(version.last_updated, text, "purple" if owed else "green"))
         elif status == "declined":
             events.append(Event(version.last_updated, f"Declined by {pharmacy}", "orange"))
     return events
