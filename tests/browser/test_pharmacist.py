@@ -44,16 +44,38 @@ def test_a_new_prescription_appears_on_the_worklist_and_is_dispensed(sign_in, de
     screenshot(page, "dispense-form-error")
     assert {d["status"] for d in dispenses_at(demo[P2P])} == {"in-progress"}
 
+    # A part supply: 40 of the 60 now, the rest owed; the prescriber's open page follows.
     page.get_by_label("Quantity supplied").fill("40")
     page.get_by_label("Note (optional)").fill("20 owed")
     page.get_by_role("button", name="Dispense", exact=True).click()
-    expect(page.locator("#prescription-status")).to_have_text("Dispensed")
+    expect(page.get_by_role("status")).to_contain_text("supplied 40 tablet in part")
+    expect(page.locator("#prescription-status")).to_have_text("Owing")
     expect(page.locator("#items")).to_contain_text("Supplied 40 tablet")
+    expect(page.locator("#items [data-owing]")).to_have_text("Owing 20 tablet")
+    assert axe_problems(page) == []
+    screenshot(page, "pharmacy-part-dispensed")
+    prescriber = sign_in("prescriber")
+    prescriber.goto(f"/gp/prescriptions/{pid}")
+    expect(prescriber.locator("[data-status]")).to_have_text("Part dispensed", timeout=20_000)
+    expect(prescriber.locator("[data-owing]")).to_have_text("20 tablet owing")
+    expect(prescriber.locator("main")).to_contain_text("Supplied 40 tablet in part")
+    mark(prescriber)
+    screenshot(prescriber, "prescription-part-dispensed")
+
+    page.goto(f"/{P2P}/worklist?status=owing")
+    page.locator("#worklist").get_by_role("link", name=pid).click()
+    page.locator("#item-table").get_by_role("link", name="Supply the rest Paracetamol 500mg soluble tablets").click()
+    expect(page.get_by_label("Quantity supplied")).to_have_value("20")
+    page.get_by_role("button", name="Supply", exact=True).click()
+    expect(page.locator("#prescription-status")).to_have_text("Dispensed")
+    expect(page.locator("#items")).to_contain_text("Supplied 60 tablet")
+    expect(prescriber.locator("[data-status]")).to_have_text("Dispensed", timeout=20_000)
+    assert not_reloaded(prescriber)
 
     page.get_by_role("link", name="Dispensed", exact=True).click()
     page.get_by_label("NHS number or Prescription ID").fill("944 930 4130")
     page.get_by_role("button", name="Search").click()
-    expect(page.get_by_role("link", name=pid)).to_be_visible()
+    expect(page.get_by_role("link", name=pid)).to_have_count(2)  # each supply, 40 then 20
     assert axe_problems(page) == []
     screenshot(page, "dispensed")
 
