@@ -32,6 +32,7 @@ STATUSES = {
     "dispensed": ("Dispensed", "green"),
     "returned": ("Returned", "orange"),
     "cancelled": ("Cancelled", "red"),
+    "expired": ("Expired", "grey"),
     "closed": ("Closed", "grey"),
 }
 OPEN = ("new", "with-dispenser", "owing")
@@ -45,6 +46,7 @@ FILTERS = {
     "dispensed": ("Dispensed", ("dispensed",)),
     "returned": ("Returned", ("returned",)),
     "cancelled": ("Cancelled", ("cancelled",)),
+    "expired": ("Expired", ("expired",)),
     "all": ("All", tuple(STATUSES)),
 }
 
@@ -157,7 +159,9 @@ def prescription_status(items: list[str]) -> str:
         return "with-dispenser"
     if "owing" in found:
         return "owing"
-    return next((key for key in ("new", "dispensed", "returned", "cancelled") if key in found), "closed")
+    return next(
+        (key for key in ("new", "dispensed", "returned", "cancelled", "expired") if key in found), "closed"
+    )
 
 
 def worklist_view(*, node: Node, status: str = "open", limit: int = 500) -> Worklist:
@@ -274,6 +278,8 @@ def _item(record: Resource, content: dict, dispenses: dict[str, list[dict]]) -> 
 
 def item_status(request: dict, supply: medication.Supply) -> str:
     """Return an item's status here from its request and what this pharmacy has supplied."""
+    if medication.is_expired(request) or supply.status == medication.ITEM_EXPIRED:
+        return "expired"
     if supply.status == medication.FULLY_DISPENSED or (supply.done and supply.supplied):
         return "dispensed"
     if supply.status == medication.ITEM_NOT_DISPENSED:

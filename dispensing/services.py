@@ -4,6 +4,7 @@ dispensing and returning it."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -175,6 +176,53 @@ def dispense_decline(
     return _dispense(node, request, status="declined", dispense_id=dispense_id, reason_code=reason_code)
 
 
+def dispense_expire(*, node: Node, request: Resource, now: datetime) -> Resource | None:
+    """Expire an item whose record this pharmacy holds (peer-to-peer, dispenser-hosted) and that
+    was not dispensed in time: the request stopped (EPS 0004 Expired in its status history), the
+    rest not dispensed (line item 0006, reason 0008), told to the prescriber as a return is.
+    None when it was dispensed in full meanwhile, or is not active."""
+    with transaction.atomic():
+        request = Resource.objects.select_for_update().get(pk=request.pk)
+        content = jsonio.loads(request.text)
+        mine = _mine(node, request)
+        if content["status"] != "active" or medication.item_supply(content, _contents(mine)).done:
+            return None
+        services.resource_update(
+            node=node,
+            resource_type="MedicationRequest",
+            logical_id=request.logical_id,
+            content=medication.expired(content, now),
+        )
+        claim = next((d for d in mine if jsonio.loads(d.text)["status"] == "in-progress"), None)
+        prior = [jsonio.loads(d.text) for d in mine if claim is None or d.pk != claim.pk]
+        dispense = medication.dispense_build(
+            request=content,
+            dispense_id=str(uuid.uuid4()),
+            status="declined",
+            pharmacy_ods=node.ods_code,
+            when=now,
+            reason_code=medication.EXPIRED_REASON,
+        )
+        dispense = medication.with_line_status(dispense, medication.ITEM_EXPIRED)
+        dispense = _with_statuses(node, content, dispense, prior)
+        if claim is not None:
+            previous = jsonio.loads(claim.text)
+            dispense = {**dispense, "identifier": previous["identifier"]}
+            record = services.resource_update(
+                node=node, resource_type="MedicationDispense", logical_id=claim.logical_id, content=dispense
+            ).resource
+        else:
+            record = services.resource_create(
+                node=node, resource_type="MedicationDispense", content=dispense
+            ).resource
+        _share(node, _prescriber(node, content), content, dispense, claimed=claim is not None)
+        return record
+
+
+def _contents(records: list[Resource]) -> list[dict]:
+    return [jsonio.loads(record.text) for record in records]
+
+
 # A whole prescription (its line items), as the pharmacist's screens act on it.
 
 
@@ -284,9 +332,8 @@ def _claim(node: Node, request: Resource, content: dict) -> Resource | None:
     """Refuse an item that is not active or that this pharmacy has finished; return its claim (the
     dispense in progress a supply or a return completes), if it has one."""
     if content["status"] != "active":
-        raise FHIRError(
-            409, "business-rule", f"This prescription is {content['status']}; it cannot be dispensed."
-        )
+        said = "expired" if medication.is_expired(content) else content["status"]
+        raise FHIRError(409, "business-rule", f"This prescription is {said}; it cannot be dispensed.")
     mine = _mine(node, request)
     supply = medication.item_supply(content, [jsonio.loads(d.text) for d in mine])
     if supply.done:
@@ -531,11 +578,12 @@ def _refuse_unless_ours(node: Node, pid: str, requests: list[dict], dispenses: l
                 409, "conflict", f"Prescription {pid} has been dispensed by another pharmacy ({holder})."
             )
     if "active" not in statuses:
-        raise FHIRError(
-            409,
-            "business-rule",
-            f"Prescription {pid} cannot be dispensed: it is {', '.join(sorted(statuses))}.",
+        said = (
+            "expired"
+            if all(medication.is_expired(request) for request in requests)
+            else ", ".join(sorted(statuses))
         )
+        raise FHIRError(409, "business-rule", f"Prescription {pid} cannot be dispensed: it is {said}.")
     nominated = {medication.nominated_ods(request) for request in requests} - {"", node.ods_code}
     if nominated:
         raise FHIRError(

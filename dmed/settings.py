@@ -175,6 +175,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "exchange-sweep": {"task": "exchange.tasks.sweep", "schedule": env_float("EXCHANGE_SWEEP_SECONDS", 5.0)},
+    # Prescriptions not dispensed in time expire where their record is held (exchange/expiry.py).
+    **{
+        f"expire-{app}": {"task": f"{app}.tasks.{task}", "schedule": env_float("EXPIRY_SWEEP_SECONDS", 60.0)}
+        for app, task in (("exchange", "expire_shared"), ("dispensing", "expire"), ("prescribing", "expire"))
+    },
     # Each dispenser-hosted route has its own interval (Partner.poll_interval); this is the tick.
     "poll-dispensers": {
         "task": "prescribing.tasks.poll_dispensers",
@@ -191,6 +196,8 @@ EXCHANGE_RETRY_CAP_SECONDS = env_float("EXCHANGE_RETRY_CAP_SECONDS", 900.0)
 EXCHANGE_MAX_AGE_SECONDS = env_int("EXCHANGE_MAX_AGE_SECONDS", 24 * 3600)
 EXCHANGE_LEASE_SECONDS = env_int("EXCHANGE_LEASE_SECONDS", 120)
 EXCHANGE_SWEEP_BATCH = env_int("EXCHANGE_SWEEP_BATCH", 500)
+# A node keeping a copy of a record held elsewhere asks the holder about an expiry this often at most.
+EXPIRY_ASK_SECONDS = env_int("EXPIRY_ASK_SECONDS", 600)
 
 LOGGING = {
     "version": 1,

@@ -23,11 +23,12 @@ def dispense_stored(*, node: Node, record: Resource, content: dict) -> None:
     if request is not None:  # locked: a cancellation of it waits for this claim, or this claim for it
         request = Resource.objects.select_for_update().get(pk=request.pk)
     status = jsonio.loads(request.text).get("status") if request is not None else "active"
-    if status not in ("active", "completed"):  # cancelled, or withdrawn from the shared record
+    if status not in ("active", "completed"):  # cancelled, expired, or withdrawn from the shared record
+        said = "expired" if medication.is_expired(jsonio.loads(request.text)) else status
         raise FHIRError(
             422,
             "business-rule",
-            f"This prescription item is {status} in the shared record; it cannot be dispensed here.",
+            f"This prescription item is {said} in the shared record; it cannot be dispensed here.",
             ["MedicationDispense.authorizingPrescription"],
         )
     claims = dispenses_for_item(node=node, item=item, params=[("status", ",".join(sorted(CLAIMING)))])

@@ -24,8 +24,8 @@ class Topic:
 
 
 def _request_for_dispenser(previous: dict | None, current: dict) -> bool:
-    """Active or cancelled, newly so or newly for this dispenser (created, re-nominated)."""
-    if current.get("status") not in ("active", "cancelled"):
+    """Active, cancelled or expired, newly so or newly for this dispenser (created, re-nominated)."""
+    if current.get("status") not in ("active", "cancelled") and not medication.is_expired(current):
         return False
     return (
         previous is None

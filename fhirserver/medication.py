@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC as UTC_ZONE
+from datetime import datetime, timedelta
 from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+from django.utils.dateparse import parse_date, parse_datetime
 
 from fhirserver.nhs import (
     NHS_NUMBER_SYSTEM,
@@ -71,6 +75,11 @@ BUSINESS_STATUSES = {
     "0007": "Not Dispensed",
 }
 SNOMED = "http://snomed.info/sct"
+CONTROLLED_DRUG = "https://fhir.nhs.uk/StructureDefinition/Extension-DM-ControlledDrug"
+CONTROLLED_DRUG_SYSTEM = "https://fhir.nhs.uk/CodeSystem/medicationrequest-controlled-drug"
+EXPIRED = "0004"  # EPS business status Expired; its line items become 0006
+ITEM_EXPIRED = "0006"
+EXPIRED_REASON = "0008"  # not-dispensed reason: item or prescription expired
 
 
 def prescription_id(*, ods_code: str, sequence: int) -> str:
@@ -276,17 +285,22 @@ def performer_ods(dispense: dict) -> str:
 
 
 def with_status_history(request: dict, *, code: str, when: datetime) -> dict:
-    """Return the request recording a cancellation outcome (EPS R-codes), newest last."""
+    """Return the request recording a cancellation outcome (EPS R-codes), or its expiry (EPS
+    business status 0004), newest last."""
+    if code in BUSINESS_STATUSES:
+        coding = {"system": BUSINESS_STATUS_SYSTEM, "code": code, "display": BUSINESS_STATUSES[code]}
+    else:
+        coding = {
+            "system": STATUS_HISTORY_SYSTEM,
+            "code": code,
+            "display": CANCELLATION_OUTCOMES.get(code, code),
+        }
     entry = {
         "url": STATUS_HISTORY,
         "extension": [
             {
                 "url": "status",
-                "valueCoding": {
-                    "system": STATUS_HISTORY_SYSTEM,
-                    "code": code,
-                    "display": CANCELLATION_OUTCOMES.get(code, code),
-                },
+                "valueCoding": coding,
             },
             {"url": "statusDate", "valueDateTime": when.isoformat(timespec="seconds")},
         ],
@@ -295,7 +309,7 @@ def with_status_history(request: dict, *, code: str, when: datetime) -> dict:
 
 
 def status_history(request: dict) -> list[str]:
-    """Return the cancellation outcome codes recorded on a request, oldest first."""
+    """Return the outcome codes recorded on a request (R-codes, 0004 Expired), oldest first."""
     return [
         part["valueCoding"]["code"]
         for extension in request.get("extension", [])
@@ -370,8 +384,8 @@ class Supply:
 
     @property
     def done(self) -> bool:
-        """Nothing more will be supplied: fully dispensed, or (finally) not dispensed."""
-        return self.status in (FULLY_DISPENSED, ITEM_NOT_DISPENSED)
+        """Nothing more will be supplied: fully dispensed, (finally) not dispensed, or expired."""
+        return self.status in (FULLY_DISPENSED, ITEM_NOT_DISPENSED, ITEM_EXPIRED)
 
     @property
     def owing(self) -> Decimal | None:
@@ -399,7 +413,11 @@ def item_supply(request: dict, dispenses: list[dict]) -> Supply:
     completed = [d for d in dispenses if d.get("status") == "completed"]
     supplied = sum((amount(d.get("quantity", {})) for d in completed), Decimal(0))
     said = {line_status(d) for d in completed}
-    if any(d.get("status") == "declined" for d in dispenses) or (not supplied and ITEM_NOT_DISPENSED in said):
+    if any(line_status(d) == ITEM_EXPIRED for d in dispenses):
+        status = ITEM_EXPIRED
+    elif any(d.get("status") == "declined" for d in dispenses) or (
+        not supplied and ITEM_NOT_DISPENSED in said
+    ):
         status = ITEM_NOT_DISPENSED
     elif completed:
         reached = supplied >= prescribed if prescribed is not None else supplied > 0
@@ -433,7 +451,70 @@ def prescription_business_status(supplies: list[Supply]) -> str:
     Dispensed when every item is done and something was supplied, 0007 Not Dispensed when
     nothing was, 0003 With Dispenser - Active while anything is owed, else 0002 With Dispenser."""
     if supplies and all(s.done for s in supplies):
-        return "0006" if any(s.supplied > 0 for s in supplies) else "0007"
+        if any(s.supplied > 0 for s in supplies):
+            return "0006"
+        return EXPIRED if all(s.status == ITEM_EXPIRED for s in supplies) else "0007"
     if any(s.supplied > 0 or s.owed or s.done for s in supplies):
         return "0003"
     return "0002"
+
+
+# Controlled drugs and expiry (DOMAIN.md: 6 months from issue, 28 days for schedules 2 to 4).
+
+
+def controlled_drug_schedule(request: dict) -> str:
+    """Return the Misuse of Drugs schedule a request states ("2", "4", ...; "" for none)."""
+    for extension in request.get("extension", []):
+        if extension.get("url") != CONTROLLED_DRUG:
+            continue
+        for part in extension.get("extension", []):
+            code = part.get("valueCoding", {}).get("code", "") if part.get("url") == "schedule" else ""
+            if code.upper().startswith("CD"):
+                return code[2:].split("-")[0]
+    return ""
+
+
+def with_controlled_drug(request: dict, schedule: str) -> dict:
+    """Return the request stating its controlled-drug schedule (Extension-DM-ControlledDrug)."""
+    code = f"CD{schedule}" if schedule != "4" else "CD4-1"
+    part = {"url": "schedule", "valueCoding": {"system": CONTROLLED_DRUG_SYSTEM, "code": code}}
+    kept = [e for e in request.get("extension", []) if e.get("url") != CONTROLLED_DRUG]
+    return {**request, "extension": [*kept, {"url": CONTROLLED_DRUG, "extension": [part]}]}
+
+
+def expires_at(request: dict) -> datetime | None:
+    """Return when a request not dispensed by then expires: the end of its validity period, else
+    6 months from issue, 28 days for a schedule 2, 3 or 4 controlled drug; None when it says
+    neither."""
+    end = request.get("dispenseRequest", {}).get("validityPeriod", {}).get("end")
+    if end:
+        moment = _instant(end, end_of_day=True)
+        if moment is not None:
+            return moment
+    authored = _instant(request.get("authoredOn", ""))
+    if authored is None:
+        return None
+    if controlled_drug_schedule(request) in ("2", "3", "4"):
+        return authored + timedelta(days=28)
+    return authored + relativedelta(months=6)
+
+
+def _instant(value: str, *, end_of_day: bool = False) -> datetime | None:
+    """Return a FHIR dateTime as an aware instant (a date alone: its start, or its end)."""
+    moment = parse_datetime(value)
+    if moment is not None:
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC_ZONE)
+    day = parse_date(value)
+    if day is None:
+        return None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC_ZONE)
+    return start + timedelta(days=1) if end_of_day else start
+
+
+def expired(request: dict, when: datetime) -> dict:
+    """Return the request expired: stopped, with EPS status 0004 Expired in its status history."""
+    return with_status_history({**request, "status": "stopped"}, code=EXPIRED, when=when)
+
+
+def is_expired(request: dict) -> bool:
+    return request.get("status") == "stopped" and EXPIRED in status_history(request)

@@ -77,6 +77,8 @@ class ItemView:
     pharmacy: str
     dispensing: str  # what this node knows of the pharmacy's work: "", With dispenser, Part dispensed, …
     owing: str = ""  # what the pharmacy still owes, after a part supply
+    expired: bool = False
+    expires: datetime | None = None  # when it expires if not dispensed by then
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -94,6 +96,8 @@ class ItemView:
         return self._label_and_tag()[1]
 
     def _label_and_tag(self) -> tuple[str, str]:
+        if self.expired:
+            return "Expired", "grey"
         if self.status in ITEM_WORDS:
             return ITEM_WORDS[self.status]
         if self.returned:
@@ -230,6 +234,8 @@ def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
         pharmacy=_pharmacy_name(node, ods),
         dispensing=DISPENSE_WORDS.get(supply.status, "") if current else "",
         owing=supply.text(supply.owing) if supply.owed else "",
+        expired=medication.is_expired(content),
+        expires=medication.expires_at(content),
     )
     if story:
         view.events = sorted(_events(node, record, content, item), key=lambda e: e.when or datetime.min)
@@ -247,6 +253,8 @@ def _events(node: Node, record: Resource, content: dict, item: str) -> list[Even
         events += _changes(node, previous, current, version.last_updated)
         previous = current
     for when, code in _outcomes(content):
+        if code == medication.EXPIRED:
+            continue  # told by the status change
         refused = code != "R-0001"
         words = medication.CANCELLATION_OUTCOMES.get(code, "")
         text = f"Cancellation {'refused' if refused else 'accepted'}: {code} {words}"
@@ -268,6 +276,8 @@ def _changes(node: Node, before: dict, after: dict, when: datetime) -> list[Even
             events.append(Event(when, f"Cancelled{': ' + reason if reason else ''}", "red"))
         elif status == "completed":
             events.append(Event(when, "Completed: the pharmacy has dispensed it", "green"))
+        elif medication.is_expired(after):
+            events.append(Event(when, "Expired: not dispensed in time", "grey"))
         else:
             events.append(Event(when, f"Status {status}"))
     if medication.returned(after) and not medication.returned(before):

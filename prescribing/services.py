@@ -11,15 +11,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from exchange.expiry import holder_ask, overdue
 from exchange.models import SHARED_RECORDS, Message, Partner, Topology
 from exchange.notifications import notify_event
-from exchange.remote import broker_for, partner_for, remote_create, remote_search, remote_update
+from exchange.remote import broker_for, entries, partner_for, remote_create, remote_search, remote_update
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM
 from fhirserver.models import Resource
 from fhirserver.search import matching
 from fhirserver.selectors import dispenses_for_item, request_for_item
+from medicines.selectors import medicine_get
 from nodes.models import Node
 from prescribing.models import PrescriptionSequence
 
@@ -90,6 +92,7 @@ def request_issue(
     pharmacy = _nominated(node, content)
     if pharmacy is None:
         broker_for(node=node)  # refuses (422) a prescription no pharmacy could find
+    content = _with_schedule(content)
     draft = Resource.objects.filter(node=node, resource_type="MedicationRequest", logical_id=logical_id or "")
     if draft.exists():  # a draft issued (updated to active)
         result = services.resource_update(
@@ -108,6 +111,18 @@ def request_issue(
     if sent:
         _send(node, pharmacy, content, kind="request.create")
     return result
+
+
+def _with_schedule(request: dict) -> dict:
+    """Return the request stating its controlled-drug schedule where the catalogue has one (the
+    rules of expiry and repeat dispensing follow it wherever the request goes)."""
+    if medication.controlled_drug_schedule(request):
+        return request
+    codes = [c.get("code", "") for c in request.get("medicationCodeableConcept", {}).get("coding", [])]
+    medicine = next((found for code in codes if code and (found := medicine_get(code=code))), None)
+    if medicine is None or not medicine.controlled_drug_schedule:
+        return request
+    return medication.with_controlled_drug(request, medicine.controlled_drug_schedule)
 
 
 def prescription_id_new(node: Node) -> str:
@@ -194,6 +209,8 @@ def prescription_renominate(*, node: Node, request: Resource, pharmacy_ods: str)
     record follows: it holds the request for a pharmacy that reads it there, and the request is
     withdrawn from it (stopped) when it moves to one that does not."""
     content = jsonio.loads(request.text)
+    if medication.is_expired(content):
+        raise FHIRError(409, "business-rule", "This prescription has expired; it cannot be re-nominated.")
     if content["status"] != "active" or not medication.returned(content):
         raise FHIRError(
             409, "business-rule", "Only a prescription its pharmacy has returned can be re-nominated."
@@ -329,6 +346,9 @@ def dispense_learnt(*, node: Node, dispense: dict) -> None:
         if medication.performer_ods(jsonio.loads(d.text)) == pharmacy_ods
     ]
     supply = medication.item_supply(content, theirs)
+    if supply.status == medication.ITEM_EXPIRED:  # the pharmacy holding the record expired it
+        _expire_here(node, request, timezone.now())
+        return
     if supply.status == medication.ITEM_NOT_DISPENSED and not supply.supplied:
         if content["status"] == "active" and pharmacy_ods == medication.nominated_ods(content):
             _save(node, request, medication.marked_returned(content, True))
@@ -359,6 +379,59 @@ def _completion_shared(node: Node, record: Resource, status: str) -> None:
             changes={"status": status},
             kind="request.complete" if status == "completed" else "request.reopen",
         )
+
+
+# Expiry: where this prescriber holds the record (prescriber-hosted) it decides, and tells the
+# pharmacy as it tells a cancellation; elsewhere it asks the holder once the request is due to expire.
+
+
+def expiries_apply(*, node: Node, now=None) -> int:
+    """Expire, or ask about, this prescriber's active requests past their expiry; return how many."""
+    now = now or timezone.now()
+    count = 0
+    for record, content in overdue(node=node, now=now):
+        pharmacy = _nominated(node, content)
+        topology = _topology(pharmacy)
+        if topology == Topology.PRESCRIBER_HOSTED:
+            theirs = [
+                jsonio.loads(d.text)
+                for d in dispenses_for_item(node=node, item=medication.item_id(content))
+                if medication.performer_ods(jsonio.loads(d.text)) == pharmacy.ods_code
+            ]
+            if medication.item_supply(content, theirs).status == medication.FULLY_DISPENSED:
+                continue
+            with transaction.atomic():
+                _notify_request(node, pharmacy, _expire_here(node, record, now))
+            count += 1
+        else:  # the shared record, or the pharmacy the request was sent to, holds it
+            holder = broker_for(node=node) if topology in SHARED_RECORDS else pharmacy
+            count += bool(
+                holder_ask(
+                    node=node,
+                    holder=holder,
+                    request=content,
+                    on_success="prescribing.services.holder_answered",
+                    now=now,
+                )
+            )
+    return count
+
+
+def holder_answered(*, message: Message, answer) -> None:
+    """The holder's copy of a request due to expire: follow it if it expired."""
+    for resource in entries(answer.body):
+        record = request_for_item(node=message.node, item=medication.item_id(resource))
+        if record is not None and medication.is_expired(resource):
+            _expire_here(message.node, record, timezone.now())
+
+
+def _expire_here(node: Node, record: Resource, when) -> dict:
+    current = jsonio.loads(record.text)
+    if current["status"] != "active":  # expired already, or completed or cancelled meanwhile
+        return current
+    content = medication.expired(current, when)
+    _save(node, record, content)
+    return content
 
 
 def _sent(node: Node, pharmacy: Partner, request: dict) -> bool:

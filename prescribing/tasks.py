@@ -2,9 +2,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from nodes.models import Node
 from prescribing import services
 
 
 @shared_task(ignore_result=True)
 def poll_dispensers() -> int:
     return services.dispensers_poll()
+
+
+@shared_task(ignore_result=True)
+def expire() -> int:
+    return sum(services.expiries_apply(node=node) for node in Node.objects.filter(kind=Node.Kind.PRESCRIBING))

@@ -64,7 +64,9 @@ def test_a_new_prescription_appears_on_the_worklist_and_is_dispensed(sign_in, de
 
     page.goto(f"/{P2P}/worklist?status=owing")
     page.locator("#worklist").get_by_role("link", name=pid).click()
-    page.locator("#item-table").get_by_role("link", name="Supply the rest Paracetamol 500mg soluble tablets").click()
+    page.locator("#item-table").get_by_role(
+        "link", name="Supply the rest Paracetamol 500mg soluble tablets"
+    ).click()
     expect(page.get_by_label("Quantity supplied")).to_have_value("20")
     page.get_by_role("button", name="Supply", exact=True).click()
     expect(page.locator("#prescription-status")).to_have_text("Dispensed")
