@@ -65,6 +65,8 @@ class ItemRow:
     owing_value: float | int | None = None
     reason: str = ""  # why it was returned
     note: str = ""
+    issue: str = ""  # "Issue 2 of 6" for repeat dispensing
+    earlier: bool = False  # an earlier issue of a repeat dispensing item held here too
 
     @property
     def label(self) -> str:
@@ -95,7 +97,8 @@ class PrescriptionRow:
     status: str = ""
 
     def __post_init__(self) -> None:
-        self.status = self.status or prescription_status([item.status for item in self.items])
+        current = [item for item in self.items if not item.earlier] or self.items
+        self.status = self.status or prescription_status([item.status for item in current])
 
     @property
     def label(self) -> str:
@@ -243,7 +246,9 @@ def _rows(node: Node, records: list[Resource]) -> list[PrescriptionRow]:
                 patient_name=subject.get("display", ""),
                 prescriber=_prescriber(first, names),
                 received=min((received[pk] for pk in pks if pk in received), default=None),
-                items=[_item(unique[pk], contents[pk], dispenses) for pk in pks],
+                items=_issues_marked(
+                    [_item(unique[pk], contents[pk], dispenses) for pk in pks], contents, pks
+                ),
             )
         )
     return rows
@@ -273,7 +278,21 @@ def _item(record: Resource, content: dict, dispenses: dict[str, list[dict]]) -> 
         if latest.get("status") == "declined"
         else "",
         note="; ".join(n["text"] for d in mine for n in d.get("note", []) if n.get("text")),
+        issue=medication.issue_text(content),
     )
+
+
+def _issues_marked(items: list[ItemRow], contents: dict[int, dict], pks: list[int]) -> list[ItemRow]:
+    """Mark the items that a later issue of the same repeat dispensing item has followed."""
+    latest: dict[str, int] = {}
+    for pk in pks:
+        chain = medication.original_item(contents[pk])
+        latest[chain] = max(latest.get(chain, 0), medication.issue_number(contents[pk]) or 0)
+    for item, pk in zip(items, pks, strict=True):
+        item.earlier = (medication.issue_number(contents[pk]) or 0) < latest[
+            medication.original_item(contents[pk])
+        ]
+    return items
 
 
 def item_status(request: dict, supply: medication.Supply) -> str:

@@ -180,6 +180,11 @@ CELERY_BEAT_SCHEDULE = {
         f"expire-{app}": {"task": f"{app}.tasks.{task}", "schedule": env_float("EXPIRY_SWEEP_SECONDS", 60.0)}
         for app, task in (("exchange", "expire_shared"), ("dispensing", "expire"), ("prescribing", "expire"))
     },
+    # Electronic repeat dispensing: issues released to the pharmacy 7 days before they are due.
+    "release-repeats": {
+        "task": "prescribing.tasks.release_repeats",
+        "schedule": env_float("REPEAT_RELEASE_SECONDS", 60.0),
+    },
     # Each dispenser-hosted route has its own interval (Partner.poll_interval); this is the tick.
     "poll-dispensers": {
         "task": "prescribing.tasks.poll_dispensers",

@@ -75,6 +75,24 @@ BUSINESS_STATUSES = {
     "0007": "Not Dispensed",
 }
 SNOMED = "http://snomed.info/sct"
+COURSES = {
+    "acute": {
+        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
+        "code": "acute",
+    },
+    "repeat": {
+        "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
+        "code": "continuous",
+    },
+    "erd": {
+        "system": "https://fhir.nhs.uk/CodeSystem/medicationrequest-course-of-therapy",
+        "code": "continuous-repeat-dispensing",
+    },
+}
+REPEAT_INFORMATION = (
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-MedicationRepeatInformation"
+)
+EPS_REPEAT_INFORMATION = "https://fhir.nhs.uk/StructureDefinition/Extension-EPS-RepeatInformation"
 CONTROLLED_DRUG = "https://fhir.nhs.uk/StructureDefinition/Extension-DM-ControlledDrug"
 CONTROLLED_DRUG_SYSTEM = "https://fhir.nhs.uk/CodeSystem/medicationrequest-controlled-drug"
 EXPIRED = "0004"  # EPS business status Expired; its line items become 0006
@@ -108,8 +126,9 @@ def request_build(
     patient_name: str = "",
     prescriber_name: str = "",
 ) -> dict:
-    """Return an active community MedicationRequest for one line item: acute (intent order) or
-    repeat (course continuous, intent original-order)."""
+    """Return an active community MedicationRequest for one line item: acute (intent order),
+    repeat (course continuous, intent original-order) or the first issue of a repeat dispensing
+    (course continuous-repeat-dispensing, intent original-order; see with_repeat_dispensing)."""
     request = {
         "resourceType": "MedicationRequest",
         "identifier": [{"system": ITEM_SYSTEM, "value": item_id}],
@@ -136,14 +155,7 @@ def request_build(
         "subject": {"type": "Patient", "identifier": {"system": NHS_NUMBER_SYSTEM, "value": nhs_number}},
         "authoredOn": authored_on.isoformat(timespec="seconds"),
         "requester": {"type": "Organization", "identifier": {"system": ODS_SYSTEM, "value": prescriber_ods}},
-        "courseOfTherapyType": {
-            "coding": [
-                {
-                    "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy",
-                    "code": "acute" if course == "acute" else "continuous",
-                }
-            ]
-        },
+        "courseOfTherapyType": {"coding": [COURSES[course]]},
         "dosageInstruction": [{"text": dosage}],
         "dispenseRequest": {"quantity": {"value": quantity, "unit": unit}},
     }
@@ -200,6 +212,16 @@ def dispense_build(
                 "code": "d",
             }
         dispense["whenHandedOver"] = when.isoformat(timespec="milliseconds")
+    if course(request) == "erd" and issue_number(request):  # EPS checks the issue dispensed
+        dispense["extension"] = [
+            {
+                "url": EPS_REPEAT_INFORMATION,
+                "extension": [
+                    {"url": "numberOfRepeatsAllowed", "valueInteger": (issues_allowed(request) or 1) - 1},
+                    {"url": "numberOfRepeatsIssued", "valueInteger": issue_number(request)},
+                ],
+            }
+        ]
     if status == "declined":
         dispense["statusReasonCodeableConcept"] = {
             "coding": [{"system": NOT_DISPENSED_REASON, "code": reason_code or "0002"}]
@@ -518,3 +540,147 @@ def expired(request: dict, when: datetime) -> dict:
 
 def is_expired(request: dict) -> bool:
     return request.get("status") == "stopped" and EXPIRED in status_history(request)
+
+
+# Electronic repeat dispensing (DOMAIN.md): the first issue is the original (intent original-order)
+# with the number of issues allowed; each later issue is a request of its own, basedOn it.
+
+
+def course(request: dict) -> str:
+    """Return "acute", "repeat" or "erd" (electronic repeat dispensing)."""
+    codes = {c.get("code") for c in request.get("courseOfTherapyType", {}).get("coding", [])}
+    return next((name for name, coding in COURSES.items() if coding["code"] in codes), "acute")
+
+
+def with_repeat_dispensing(
+    request: dict, *, issues: int, interval_days: int, start: datetime, end: datetime
+) -> dict:
+    """Return the first issue of a repeat dispensing prescription of `issues` issues, one every
+    `interval_days`, valid from start to end."""
+    dispense_request = {
+        **request["dispenseRequest"],
+        "numberOfRepeatsAllowed": issues - 1,
+        "validityPeriod": {
+            "start": start.isoformat(timespec="seconds"),
+            "end": end.isoformat(timespec="seconds"),
+        },
+        "expectedSupplyDuration": {
+            "value": interval_days,
+            "unit": "day",
+            "system": "http://unitsofmeasure.org",
+            "code": "d",
+        },
+    }
+    repeat = {
+        "url": REPEAT_INFORMATION,
+        "extension": [
+            {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": 1},
+            {"url": "authorisationExpiryDate", "valueDateTime": end.isoformat(timespec="seconds")},
+        ],
+    }
+    return {
+        **request,
+        "courseOfTherapyType": {"coding": [COURSES["erd"]]},
+        "intent": "original-order",
+        "dispenseRequest": dispense_request,
+        "extension": [*request.get("extension", []), repeat],
+    }
+
+
+def _repeat_part(request: dict, name: str) -> dict:
+    for extension in request.get("extension", []):
+        if extension.get("url") == REPEAT_INFORMATION:
+            return next((p for p in extension.get("extension", []) if p.get("url") == name), {})
+    return {}
+
+
+def issue_number(request: dict) -> int | None:
+    """Return which issue of a repeat dispensing prescription this request is (1 for the original)."""
+    value = _repeat_part(request, "numberOfPrescriptionsIssued").get("valueUnsignedInt")
+    return value if isinstance(value, int) else None
+
+
+def issues_allowed(request: dict) -> int | None:
+    repeats = request.get("dispenseRequest", {}).get("numberOfRepeatsAllowed")
+    return repeats + 1 if isinstance(repeats, int) else None
+
+
+def issue_text(request: dict) -> str:
+    """Return "Issue 2 of 6" for an issue of a repeat dispensing prescription, "" otherwise."""
+    number, allowed = issue_number(request), issues_allowed(request)
+    return f"Issue {number} of {allowed}" if course(request) == "erd" and number and allowed else ""
+
+
+def authorisation_ends(request: dict) -> datetime | None:
+    """Return when the repeat authorisation ends (no issue is released after it)."""
+    value = _repeat_part(request, "authorisationExpiryDate").get("valueDateTime", "")
+    return _instant(value) if value else None
+
+
+def with_authorisation_ended(request: dict, when: datetime) -> dict:
+    """Return the original with its authorisation ending now: no issue is released after it."""
+    kept = [e for e in request.get("extension", []) if e.get("url") != REPEAT_INFORMATION]
+    number = issue_number(request) or 1
+    repeat = {
+        "url": REPEAT_INFORMATION,
+        "extension": [
+            {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": number},
+            {"url": "authorisationExpiryDate", "valueDateTime": when.isoformat(timespec="seconds")},
+        ],
+    }
+    return {**request, "extension": [*kept, repeat]}
+
+
+def supply_interval(request: dict) -> timedelta | None:
+    value = request.get("dispenseRequest", {}).get("expectedSupplyDuration", {}).get("value")
+    return timedelta(days=value) if isinstance(value, int | float) and value > 0 else None
+
+
+def based_on_item(request: dict) -> str:
+    """Return the line item a later issue is basedOn (its original), "" for none."""
+    for reference in request.get("basedOn", []):
+        identifier = reference.get("identifier") or {}
+        if identifier.get("system") == ITEM_SYSTEM:
+            return identifier.get("value", "")
+    return ""
+
+
+def next_issue(original: dict, *, number: int, item_id: str, when: datetime) -> dict:
+    """Return issue `number` of a repeat dispensing original: a new line item, basedOn it."""
+    content = {k: v for k, v in original.items() if k not in ("id", "meta", "statusReason")}
+    kept = [
+        e
+        for e in original.get("extension", [])
+        if e.get("url") not in (REPEAT_INFORMATION, STATUS_HISTORY, BUSINESS_STATUS)
+    ]
+    repeat = {
+        "url": REPEAT_INFORMATION,
+        "extension": [
+            {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": number},
+            *[p for p in [_repeat_part(original, "authorisationExpiryDate")] if p],
+        ],
+    }
+    validity = {
+        **content["dispenseRequest"].get("validityPeriod", {}),
+        "start": when.isoformat(timespec="seconds"),
+    }
+    return {
+        **content,
+        "identifier": [{"system": ITEM_SYSTEM, "value": item_id}],
+        "status": "active",
+        "intent": "instance-order",
+        "dispenseRequest": {**content["dispenseRequest"], "validityPeriod": validity},
+        "authoredOn": when.isoformat(timespec="seconds"),
+        "basedOn": [
+            {
+                "type": "MedicationRequest",
+                "identifier": {"system": ITEM_SYSTEM, "value": original_item(original)},
+            }
+        ],
+        "extension": [*kept, repeat],
+    }
+
+
+def original_item(request: dict) -> str:
+    """Return the line item of a repeat dispensing chain's original: this one's, or the one it is based on."""
+    return based_on_item(request) or item_id(request)

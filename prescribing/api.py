@@ -28,11 +28,13 @@ DOING = "issue or cancel prescriptions"
 
 def request_written(write: Write) -> Callable[[], Taken] | None:
     """Issue a request written `active` (created, or updated from draft); cancel one updated from
-    active to `cancelled`. An issued request changes only by cancellation."""
+    active to `cancelled` (a repeat dispensing one also once dispensed: its issues to come). An
+    issued request changes only by cancellation."""
     if write.node.kind != Node.Kind.PRESCRIBING:
         return None
     status, before = write.content.get("status"), (write.current or {}).get("status")
-    if before == "active":
+    repeats_to_come = before == "completed" and medication.course(write.current) == "erd"
+    if before == "active" or repeats_to_come:
         write.caller.require("may_prescribe", DOING)
         if status == "cancelled":
             return lambda: _cancel(write)
@@ -141,6 +143,9 @@ def _cancel(write: Write) -> Taken:
             f"statusReason {reason!r} is not a cancellation reason of {medication.CANCELLATION_REASON}.",
             ["MedicationRequest.statusReason"],
         )
-    prescription_cancel(node=write.node, request=record, reason_code=reason)
+    asked = prescription_cancel(node=write.node, request=record, reason_code=reason)
     record.refresh_from_db()
-    return Taken(record, 200 if jsonio.loads(record.text)["status"] == "cancelled" else 202)
+    # Done here (cancelled, or a dispensed issue's repeats to come), or asked of the holder.
+    return Taken(
+        record, 202 if asked is not None and jsonio.loads(record.text)["status"] != "cancelled" else 200
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from dateutil.relativedelta import relativedelta
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -14,7 +15,7 @@ from medicines.selectors import medicine_get
 from nodes.models import Node
 from prescribing.models import PrescriptionDraft
 from prescribing.patients import patient_find
-from prescribing.services import Item, prescription_issue
+from prescribing.services import Item, Repeat, prescription_issue
 
 
 def draft_start(*, node: Node, author: AbstractBaseUser, nhs_number: str) -> PrescriptionDraft:
@@ -64,10 +65,31 @@ def draft_item_remove(*, draft: PrescriptionDraft, key: str) -> PrescriptionDraf
 
 
 def draft_route_set(
-    *, draft: PrescriptionDraft, course: str, route: str, pharmacy_ods: str
+    *,
+    draft: PrescriptionDraft,
+    course: str,
+    route: str,
+    pharmacy_ods: str,
+    issues: int | None = None,
+    interval_days: int | None = None,
+    validity_months: int | None = None,
 ) -> PrescriptionDraft:
-    """Say whether it is acute or repeat, and where it goes: the nominated pharmacy, another, or none."""
+    """Say whether it is acute, repeat or repeat dispensing (how many issues, how far apart, valid
+    how long), and where it goes: the nominated pharmacy, another, or none."""
     _open(draft)
+    erd = course == PrescriptionDraft.Course.ERD
+    if erd:
+        for item in draft.items:
+            medicine = medicine_get(code=item["code"])
+            schedule = medicine.controlled_drug_schedule if medicine else ""
+            if schedule in ("2", "3"):
+                raise FHIRError(
+                    422,
+                    "business-rule",
+                    f"{item['display']} is a schedule {schedule} controlled drug: it cannot be prescribed "
+                    "for repeat dispensing",
+                    ["course"],
+                )
     if route == PrescriptionDraft.Route.NOMINATED:
         record = patient_find(node=draft.node, nhs_number=draft.nhs_number)
         pharmacy_ods = patient.nominated_ods(jsonio.loads(record.text)) if record else ""
@@ -78,7 +100,11 @@ def draft_route_set(
     elif not pharmacy_ods:
         raise FHIRError(422, "required", "Choose the pharmacy.", ["pharmacy"])
     draft.course, draft.route, draft.pharmacy_ods = course, route, pharmacy_ods
-    draft.save(update_fields=["course", "route", "pharmacy_ods"])
+    draft.issues, draft.interval_days = (issues, interval_days) if erd else (None, None)
+    draft.validity_months = (validity_months or 12) if erd else None
+    draft.save(
+        update_fields=["course", "route", "pharmacy_ods", "issues", "interval_days", "validity_months"]
+    )
     return draft
 
 
@@ -110,6 +136,13 @@ def draft_issue(*, node: Node, token: uuid.UUID, prescriber_name: str) -> str:
         course=draft.course,
         patient_name=patient.display_name(content),
         prescriber_name=prescriber_name,
+        repeat=Repeat(
+            issues=draft.issues,
+            interval_days=draft.interval_days,
+            validity_end=timezone.now() + relativedelta(months=draft.validity_months or 12),
+        )
+        if draft.course == PrescriptionDraft.Course.ERD
+        else None,
     )
     draft.prescription_id = medication.group_id(jsonio.loads(requests[0].text))
     draft.issued_at = timezone.now()

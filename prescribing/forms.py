@@ -134,8 +134,52 @@ class ItemForm(forms.Form):
 
 class RouteForm(forms.Form):
     course = forms.ChoiceField(label="Type of prescription", choices=PrescriptionDraft.Course.choices)
+    issues = forms.IntegerField(
+        label="Number of issues",
+        required=False,
+        min_value=2,
+        max_value=13,
+        error_messages={
+            "min_value": "Repeat dispensing needs at least 2 issues",
+            "max_value": "Repeat dispensing allows at most 13 issues",
+            "invalid": "The number of issues must be a whole number",
+        },
+    )
+    interval_days = forms.IntegerField(
+        label="Days between issues",
+        required=False,
+        min_value=7,
+        max_value=91,
+        error_messages={
+            "min_value": "Issues must be at least 7 days apart",
+            "max_value": "Issues can be at most 91 days apart",
+            "invalid": "The days between issues must be a whole number",
+        },
+    )
+    validity_months = forms.IntegerField(
+        label="Valid for (months)",
+        required=False,
+        min_value=1,
+        max_value=12,
+        error_messages={
+            "min_value": "It must be valid for at least 1 month",
+            "max_value": "It can be valid for at most 12 months",
+            "invalid": "The months it is valid for must be a whole number",
+        },
+    )
     route = forms.ChoiceField(label="Where it goes", choices=PrescriptionDraft.Route.choices)
     pharmacy = forms.CharField(label="Pharmacy", required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("course") == PrescriptionDraft.Course.ERD:
+            if not self.errors.get("issues") and data.get("issues") is None:
+                self.add_error("issues", "Enter the number of issues")
+            if not self.errors.get("interval_days") and data.get("interval_days") is None:
+                self.add_error("interval_days", "Enter the days between issues")
+            if not self.errors.get("validity_months") and data.get("validity_months") is None:
+                data["validity_months"] = 12
+        return data
 
 
 class CancelForm(forms.Form):

@@ -24,6 +24,7 @@ class PrescriptionDraft(models.Model):
     class Course(models.TextChoices):
         ACUTE = "acute", "Acute (one supply)"
         REPEAT = "repeat", "Repeat (re-authorised by the prescriber)"
+        ERD = "erd", "Repeat dispensing (eRD: a number of issues, each released when due)"
 
     class Route(models.TextChoices):
         NOMINATED = "nominated", "The patient's nominated pharmacy"
@@ -38,6 +39,10 @@ class PrescriptionDraft(models.Model):
     course = models.CharField(max_length=8, choices=Course.choices, default=Course.ACUTE)
     route = models.CharField(max_length=12, choices=Route.choices, default=Route.NOMINATED)
     pharmacy_ods = models.CharField(max_length=12, blank=True)
+    # Repeat dispensing only: how many issues, how many days apart, valid for how many months.
+    issues = models.PositiveSmallIntegerField(null=True, blank=True)
+    interval_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    validity_months = models.PositiveSmallIntegerField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     prescription_id = models.CharField(max_length=20, blank=True, help_text="Set once issued.")
     issued_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from exchange.models import Message, Partner
@@ -17,6 +18,7 @@ from fhirserver.selectors import dispenses_for_item, requests_for_prescription
 from nodes.models import Node
 
 FINAL = {"completed", "cancelled", "stopped", "entered-in-error"}
+COURSE_WORDS = {"acute": "Acute", "repeat": "Repeat", "erd": "Repeat dispensing (eRD)"}
 # What the pharmacy has done, by the item's line status there.
 DISPENSE_WORDS = {
     medication.WITH_DISPENSER: "With dispenser",
@@ -79,6 +81,9 @@ class ItemView:
     owing: str = ""  # what the pharmacy still owes, after a part supply
     expired: bool = False
     expires: datetime | None = None  # when it expires if not dispensed by then
+    issue: str = ""  # "Issue 2 of 6" for repeat dispensing
+    repeats_to_come: bool = False  # the latest issue of a repeat dispensing chain with more to come
+    next_due: datetime | None = None  # when the next issue is due, once this one is dispensed
     events: list[Event] = field(default_factory=list)
 
     @property
@@ -122,7 +127,11 @@ class PrescriptionView:
 
     @property
     def final(self) -> bool:
-        return all(item.final for item in self.items) and not self.pending
+        return all(item.final and not item.repeats_to_come for item in self.items) and not self.pending
+
+    @property
+    def course_text(self) -> str:
+        return COURSE_WORDS.get(self.course, self.course)
 
     @property
     def status(self) -> str:
@@ -144,10 +153,17 @@ class PrescriptionView:
         return [item for item in self.items if item.status == "active"]
 
     @property
+    def cancellable(self) -> list[ItemView]:
+        """Active items, and repeat dispensing issues with more to come (cancelling stops them)."""
+        return [item for item in self.items if item.status == "active" or item.repeats_to_come]
+
+    @property
     def actions_key(self) -> str:
         """What can be done to it (which items can be cancelled, which re-nominated): a screen
         showing other actions is out of date."""
-        return "|".join(",".join(item.item_id for item in items) for items in (self.active, self.returned))
+        return "|".join(
+            ",".join(item.item_id for item in items) for items in (self.cancellable, self.returned)
+        )
 
 
 def patient_view(*, node: Node, record: Resource) -> PatientView:
@@ -197,17 +213,43 @@ def _prescription(node: Node, pid: str, records: list[Resource], *, story: bool)
     items = [_item(node, record, story=story) for record in records]
     pending = Message.objects.filter(node=node, key__in=[pid, *(i.item_id for i in items)])
     pending = pending.filter(status=Message.Status.PENDING).exclude(kind="dispense.poll")
-    courses = first.get("courseOfTherapyType", {}).get("coding", [{}])
+    if medication.course(first) == "erd":
+        _repeats_known(node, items)
     return PrescriptionView(
         prescription_id=pid,
         authored=parse_datetime(first.get("authoredOn", "")),
         nhs_number=first.get("subject", {}).get("identifier", {}).get("value", ""),
         patient_name=first.get("subject", {}).get("display", ""),
         prescriber=first.get("requester", {}).get("display", "") or medication.requester_ods(first),
-        course="repeat" if courses[0].get("code") == "continuous" else "acute",
+        course=medication.course(first),
         items=items,
         pending=pending.count(),
     )
+
+
+def _repeats_known(node: Node, items: list[ItemView]) -> None:
+    """Mark the latest issue of each repeat dispensing chain: more to come, and when the next is due."""
+    from prescribing.repeats import chain_of, next_due
+
+    by_item = {item.item_id: item for item in items}
+    for original in {
+        i.record.pk: i.record for i in items if not medication.based_on_item(_content(i))
+    }.values():
+        chain = chain_of(node=node, original=original)
+        latest = by_item.get(medication.item_id(chain.latest))
+        if latest is None:
+            continue
+        ends = medication.authorisation_ends(chain.authorisation)
+        number, allowed = (
+            medication.issue_number(chain.latest) or 1,
+            medication.issues_allowed(chain.authorisation) or 1,
+        )
+        latest.repeats_to_come = number < allowed and (ends is None or ends > timezone.now())
+        latest.next_due = next_due(node=node, chain=chain) if latest.repeats_to_come else None
+
+
+def _content(item: ItemView) -> dict:
+    return jsonio.loads(item.record.text)
 
 
 def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
@@ -236,6 +278,7 @@ def _item(node: Node, record: Resource, *, story: bool) -> ItemView:
         owing=supply.text(supply.owing) if supply.owed else "",
         expired=medication.is_expired(content),
         expires=medication.expires_at(content),
+        issue=medication.issue_text(content),
     )
     if story:
         view.events = sorted(_events(node, record, content, item), key=lambda e: e.when or datetime.min)

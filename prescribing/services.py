@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
@@ -30,6 +30,15 @@ PUSHED_TO_PHARMACY = {Topology.PEER_TO_PEER, Topology.DISPENSER_HOSTED}
 
 
 @dataclass(frozen=True)
+class Repeat:
+    """Electronic repeat dispensing: how many issues, how many days apart, valid until when."""
+
+    issues: int
+    interval_days: int
+    validity_end: datetime
+
+
+@dataclass(frozen=True)
 class Item:
     code: str
     display: str
@@ -50,11 +59,16 @@ def prescription_issue(
     course: str = "acute",
     patient_name: str = "",
     prescriber_name: str = "",
+    repeat: Repeat | None = None,
 ) -> list[Resource]:
     """Issue a prescription of one MedicationRequest per item and send it along its route. With
-    no pharmacy, the shared record holds it until a pharmacy finds it by its token."""
+    no pharmacy, the shared record holds it until a pharmacy finds it by its token. A repeat
+    dispensing one (course "erd") sends its first issue now; the later ones are released when due
+    (prescribing.repeats)."""
     if not items:
         raise FHIRError(422, "required", "A prescription needs at least one item.")
+    if (course == "erd") != (repeat is not None):
+        raise FHIRError(422, "required", "A repeat dispensing prescription says its issues and interval.")
     group_id, long_id, now = prescription_id_new(node), str(uuid.uuid4()), timezone.now()
     contents = [
         medication.request_build(
@@ -78,6 +92,17 @@ def prescription_issue(
         )
         for item in items
     ]
+    if repeat is not None:
+        contents = [
+            medication.with_repeat_dispensing(
+                content,
+                issues=repeat.issues,
+                interval_days=repeat.interval_days,
+                start=now,
+                end=repeat.validity_end,
+            )
+            for content in contents
+        ]
     return [request_issue(node=node, content=content).resource for content in contents]
 
 
@@ -93,6 +118,8 @@ def request_issue(
     if pharmacy is None:
         broker_for(node=node)  # refuses (422) a prescription no pharmacy could find
     content = _with_schedule(content)
+    if medication.course(content) == "erd":
+        _repeat_dispensing_check(content)
     draft = Resource.objects.filter(node=node, resource_type="MedicationRequest", logical_id=logical_id or "")
     if draft.exists():  # a draft issued (updated to active)
         result = services.resource_update(
@@ -111,6 +138,35 @@ def request_issue(
     if sent:
         _send(node, pharmacy, content, kind="request.create")
     return result
+
+
+def _repeat_dispensing_check(request: dict) -> None:
+    """Refuse a repeat dispensing request EPS would refuse: a schedule 2 or 3 controlled drug, or
+    an original without its issues allowed, supply duration or validity period."""
+    schedule = medication.controlled_drug_schedule(request)
+    if schedule in ("2", "3"):
+        raise FHIRError(
+            422,
+            "business-rule",
+            f"{medication.medicine_name(request) or 'This medicine'} is a schedule {schedule} controlled "
+            "drug: it cannot be prescribed for repeat dispensing.",
+            ["MedicationRequest.courseOfTherapyType"],
+        )
+    if request.get("intent") != "original-order":
+        return
+    dispense_request = request.get("dispenseRequest", {})
+    for name, wanted in (
+        ("numberOfRepeatsAllowed", isinstance(dispense_request.get("numberOfRepeatsAllowed"), int)),
+        ("expectedSupplyDuration", medication.supply_interval(request) is not None),
+        ("validityPeriod", bool(dispense_request.get("validityPeriod", {}).get("end"))),
+    ):
+        if not wanted:
+            raise FHIRError(
+                422,
+                "required",
+                f"A repeat dispensing prescription needs dispenseRequest.{name}.",
+                [f"MedicationRequest.dispenseRequest.{name}"],
+            )
 
 
 def _with_schedule(request: dict) -> dict:
@@ -136,6 +192,13 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
     is cancelled when that system accepts; a refusal (say, already dispensed) is recorded on the
     request with the holder's reason (EPS status history, R-codes)."""
     content = jsonio.loads(request.text)
+    erd = medication.course(content) == "erd"
+    if erd:  # cancelling any issue of a repeat dispensing prescription cancels the issues to come
+        _authorisation_end(node, content)
+        request.refresh_from_db()  # the original itself may have changed
+        content = jsonio.loads(request.text)
+        if content["status"] == "completed":  # dispensed: only the issues to come are cancelled
+            return None
     if content["status"] != "active":
         raise FHIRError(
             409,
@@ -168,6 +231,19 @@ def prescription_cancel(*, node: Node, request: Resource, reason_code: str = "00
         otherwise="prescribing.services.cancellation_refused",
         context={"request": request.logical_id, "reason": reason_code},
     )
+
+
+def _authorisation_end(node: Node, request: dict) -> None:
+    """End a repeat dispensing prescription's authorisation now (on its original): no issue is
+    released after it."""
+    original = request_for_item(node=node, item=medication.original_item(request))
+    if original is None:
+        return
+    content = jsonio.loads(original.text)
+    ends = medication.authorisation_ends(content)
+    now = timezone.now()
+    if ends is None or ends > now:
+        _save(node, original, medication.with_authorisation_ended(content, now))
 
 
 def cancellation_accepted(*, message: Message, answer) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from nodes.models import Node
-from prescribing import services
+from prescribing import repeats, services
 
 
 @shared_task(ignore_result=True)
@@ -14,3 +14,9 @@ def poll_dispensers() -> int:
 @shared_task(ignore_result=True)
 def expire() -> int:
     return sum(services.expiries_apply(node=node) for node in Node.objects.filter(kind=Node.Kind.PRESCRIBING))
+
+
+@shared_task(ignore_result=True)
+def release_repeats() -> int:
+    """Release the repeat dispensing issues that are due."""
+    return sum(repeats.repeats_release(node=node) for node in Node.objects.filter(kind=Node.Kind.PRESCRIBING))

@@ -119,6 +119,9 @@ def draft_page(request: HttpRequest, node: Node, token: uuid.UUID) -> HttpRespon
         request.POST if action == "review" else None,
         initial={
             "course": draft.course,
+            "issues": draft.issues,
+            "interval_days": draft.interval_days,
+            "validity_months": draft.validity_months or 12,
             "route": draft.route,
             "pharmacy": draft.pharmacy_ods if draft.route == PrescriptionDraft.Route.OTHER else "",
         },
@@ -143,7 +146,13 @@ def draft_page(request: HttpRequest, node: Node, token: uuid.UUID) -> HttpRespon
             if not draft.items:
                 raise FHIRError(422, "required", "Add at least one item to the prescription", ["medicine"])
             drafts.draft_route_set(
-                draft=draft, course=data["course"], route=data["route"], pharmacy_ods=data["pharmacy"]
+                draft=draft,
+                course=data["course"],
+                route=data["route"],
+                pharmacy_ods=data["pharmacy"],
+                issues=data.get("issues"),
+                interval_days=data.get("interval_days"),
+                validity_months=data.get("validity_months"),
             )
         except FHIRError as exc:
             route_form.add_error(_route_field(exc), str(exc))
@@ -224,7 +233,7 @@ def prescription_cancel(request: HttpRequest, node: Node, prescription_id: str) 
     form = forms.CancelForm(request.POST)
     if form.is_valid():
         chosen, errors = form.cleaned_data["item"], []
-        targets = [i for i in prescription.items if i.status == "active" and chosen in ("", i.item_id)]
+        targets = [i for i in prescription.cancellable if chosen in ("", i.item_id)]
         if not targets:
             form.add_error("item", "Nothing chosen can be cancelled: it is no longer active")
         for item in targets:
