@@ -24,7 +24,7 @@ class PrescriptionDraft(models.Model):
     class Course(models.TextChoices):
         ACUTE = "acute", "Acute (one supply)"
         REPEAT = "repeat", "Repeat (re-authorised by the prescriber)"
-        ERD = "erd", "Repeat dispensing (eRD: a number of issues, each released when due)"
+        ERD = "erd", "Repeat dispensing (eRD: issues released one by one, each when due)"
 
     class Route(models.TextChoices):
         NOMINATED = "nominated", "The patient's nominated pharmacy"
