@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from dispensing import expiry as pharmacy_expiry
+from exchange.expiry import broker_expire
 from exchange.models import Message, Partner
 from exchange.services import message_deliver
 from fhirserver.medication import item_id, status_history
@@ -72,3 +74,13 @@ def deliver_all() -> None:
         for message in pending.order_by("pk"):
             message_deliver(message_id=message.pk)
     raise AssertionError("messages still pending after 20 rounds")
+
+
+def expiry_tasks_at(moment) -> None:
+    """Run the beat's expiry tasks as if it were `moment`: the holders first, then the others ask."""
+    for broker in Node.objects.filter(kind=Node.Kind.BROKER):
+        broker_expire(node=broker, now=moment)
+    for pharmacy in Node.objects.filter(kind=Node.Kind.DISPENSING):
+        pharmacy_expiry.expiries_apply(node=pharmacy, now=moment)
+    for gp in Node.objects.filter(kind=Node.Kind.PRESCRIBING):
+        prescribing.expiries_apply(node=gp, now=moment)

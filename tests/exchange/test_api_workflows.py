@@ -5,8 +5,10 @@ pharmacy), over every topology, with a real worker delivering what they send."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError, OperationOutcome
 
@@ -16,7 +18,7 @@ from fhirserver.models import Resource
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM, prescription_id_problem
 from fhirserver.selectors import requests_for_prescription
 from nodes.demo import demo_api_token, demo_system_token
-from tests.exchange.flows import held_at, status, subscribed
+from tests.exchange.flows import expiry_tasks_at, held_at, status, subscribed
 from tests.processes import wait_for
 
 TOPOLOGIES = [
@@ -70,6 +72,11 @@ def dispense_body(item: str, **overrides) -> dict:
         "quantity": {"value": 28, "unit": "tablet"},
     }
     return body | overrides
+
+
+def supplied_at(node) -> list:
+    dispenses = Resource.objects.filter(node=node, resource_type="MedicationDispense").order_by("pk")
+    return [json.loads(r.text).get("quantity", {}).get("value") for r in dispenses]
 
 
 def stored(node, logical_id: str) -> Resource:
@@ -211,3 +218,58 @@ def test_a_partner_token_may_neither_prescribe_nor_dispense(nodes, worker, live_
     assert not Resource.objects.filter(node=pharmacy, resource_type="MedicationDispense").exists()
     api(live_server, pharmacy.slug).resource("MedicationDispense", **dispense_body(item)).save()
     assert Resource.objects.filter(node=pharmacy, resource_type="MedicationDispense").count() == 1
+
+
+@pytest.mark.parametrize("topology", ["peer-to-peer", "shared-record"])
+def test_part_supplies_and_an_amendment_through_the_pharmacy_api(nodes, worker, live_server, topology):
+    gp, pharmacy = nodes["gp"], nodes[f"pharmacy-{topology}"]
+    gp_api, pharmacy_api = api(live_server, "gp"), api(live_server, pharmacy.slug)
+    created = gp_api.resource("MedicationRequest", **request_body(pharmacy.ods_code))
+    created.save()
+    copy = wait_for(lambda: held_at(pharmacy, stored(gp, created.id)), message="the request at the pharmacy")
+    item = item_id(json.loads(copy.text))
+
+    claim = pharmacy_api.resource("MedicationDispense", **dispense_body(item, status="in-progress"))
+    claim.save()
+    claim["status"], claim["quantity"] = "completed", {"value": 10, "unit": "tablet"}
+    claim.save()  # the claim completed with a part supply: 10 of 28
+    assert claim["type"]["coding"][0]["code"] == "0003"
+    claim["quantity"] = {"value": 12, "unit": "tablet"}
+    claim.save()  # amended: it was 12
+    wait_for(lambda: supplied_at(gp) == [12], message="the amended part supply at the GP")
+    assert status(stored(gp, created.id)) == "active"
+    rest = pharmacy_api.resource(
+        "MedicationDispense", **dispense_body(item, quantity={"value": 17, "unit": "tablet"})
+    )
+    with pytest.raises(OperationOutcome) as refused:  # 16 are owed, not 17
+        rest.save()
+    assert refused.value.resource["issue"][0]["expression"] == ["MedicationDispense.quantity"]
+    pharmacy_api.resource(
+        "MedicationDispense", **dispense_body(item, quantity={"value": 16, "unit": "tablet"})
+    ).save()
+    wait_for(lambda: status(stored(gp, created.id)) == "completed", message="the GP's request completed")
+    assert supplied_at(gp) == [12, 16]
+
+
+def test_an_expired_prescription_cannot_be_dispensed_through_the_api(nodes, worker, live_server):
+    gp, pharmacy = nodes["gp"], nodes["pharmacy-peer-to-peer"]
+    gp_api, pharmacy_api = api(live_server, "gp"), api(live_server, pharmacy.slug)
+    ids = []
+    for _ in range(2):
+        created = gp_api.resource("MedicationRequest", **request_body(pharmacy.ods_code))
+        created.save()
+        ids.append(created.id)
+    copies = [wait_for(lambda i=i: held_at(pharmacy, stored(gp, i)), message="at the pharmacy") for i in ids]
+    pharmacy_api.resource("MedicationDispense", **dispense_body(item_id(json.loads(copies[1].text)))).save()
+    wait_for(lambda: status(stored(gp, ids[1])) == "completed", message="the second one dispensed")
+    expiry_tasks_at(timezone.now() + timedelta(days=190))
+    wait_for(
+        lambda: gp_api.reference("MedicationRequest", ids[0]).to_resource()["status"] == "stopped",
+        message="the first one expired, as the GP's API shows it",
+    )
+    with pytest.raises(OperationOutcome) as refused:
+        pharmacy_api.resource(
+            "MedicationDispense", **dispense_body(item_id(json.loads(copies[0].text)))
+        ).save()
+    assert "expired" in refused.value.resource["issue"][0]["diagnostics"]
+    assert gp_api.reference("MedicationRequest", ids[1]).to_resource()["status"] == "completed"

@@ -11,15 +11,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dispensing import expiry as pharmacy_expiry
 from dispensing import services as dispensing
-from exchange.expiry import broker_expire
 from fhirserver.errors import FHIRError
 from fhirserver.medication import controlled_drug_schedule, is_expired
 from medicines.services import catalogue_demo_seed
-from nodes.models import Node
 from prescribing import services as prescribing
-from tests.exchange.flows import PARACETAMOL, held_at, issue, status, subscribed
+from tests.exchange.flows import PARACETAMOL, expiry_tasks_at, held_at, issue, status, subscribed
 from tests.processes import wait_for
 
 TOPOLOGIES = [
@@ -32,16 +29,6 @@ TOPOLOGIES = [
 MORPHINE = prescribing.Item(
     "36126811000001109", "Morphine 15mg modified-release tablets", 56, "tablet", "One twice a day"
 )
-
-
-def expiry_tasks_at(moment) -> None:
-    """Run the beat's expiry tasks as if it were `moment`: the holders first, then the others ask."""
-    for broker in Node.objects.filter(kind=Node.Kind.BROKER):
-        broker_expire(node=broker, now=moment)
-    for pharmacy in Node.objects.filter(kind=Node.Kind.DISPENSING):
-        pharmacy_expiry.expiries_apply(node=pharmacy, now=moment)
-    for gp in Node.objects.filter(kind=Node.Kind.PRESCRIBING):
-        prescribing.expiries_apply(node=gp, now=moment)
 
 
 def expired(record) -> bool:
