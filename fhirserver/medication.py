@@ -293,7 +293,12 @@ def cancelled(request: dict, reason_code: str) -> dict:
 
 def prescribed_item(dispense: dict) -> str:
     """Return the line-item identifier a MedicationDispense was made for."""
-    for reference in dispense.get("authorizingPrescription", []):
+    return _item_referenced(dispense.get("authorizingPrescription", []))
+
+
+def _item_referenced(references: list) -> str:
+    """Return the line item the first reference by line-item identifier names ("" for none)."""
+    for reference in references:
         identifier = reference.get("identifier") or {}
         if identifier.get("system") == ITEM_SYSTEM:
             return identifier.get("value", "")
@@ -571,19 +576,15 @@ def with_repeat_dispensing(
             "code": "d",
         },
     }
-    repeat = {
-        "url": REPEAT_INFORMATION,
-        "extension": [
-            {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": 1},
-            {"url": "authorisationExpiryDate", "valueDateTime": end.isoformat(timespec="seconds")},
-        ],
-    }
     return {
         **request,
         "courseOfTherapyType": {"coding": [COURSES["erd"]]},
         "intent": "original-order",
         "dispenseRequest": dispense_request,
-        "extension": [*request.get("extension", []), repeat],
+        "extension": [
+            *request.get("extension", []),
+            _repeat_information(1, end.isoformat(timespec="seconds")),
+        ],
     }
 
 
@@ -620,15 +621,16 @@ def authorisation_ends(request: dict) -> datetime | None:
 def with_authorisation_ended(request: dict, when: datetime) -> dict:
     """Return the original with its authorisation ending now: no issue is released after it."""
     kept = [e for e in request.get("extension", []) if e.get("url") != REPEAT_INFORMATION]
-    number = issue_number(request) or 1
-    repeat = {
-        "url": REPEAT_INFORMATION,
-        "extension": [
-            {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": number},
-            {"url": "authorisationExpiryDate", "valueDateTime": when.isoformat(timespec="seconds")},
-        ],
-    }
+    repeat = _repeat_information(issue_number(request) or 1, when.isoformat(timespec="seconds"))
     return {**request, "extension": [*kept, repeat]}
+
+
+def _repeat_information(number: int, ends: str) -> dict:
+    """Extension-UKCore-MedicationRepeatInformation: the issue number, when the authorisation ends."""
+    parts = [{"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": number}]
+    if ends:
+        parts.append({"url": "authorisationExpiryDate", "valueDateTime": ends})
+    return {"url": REPEAT_INFORMATION, "extension": parts}
 
 
 def supply_interval(request: dict) -> timedelta | None:
@@ -638,11 +640,7 @@ def supply_interval(request: dict) -> timedelta | None:
 
 def based_on_item(request: dict) -> str:
     """Return the line item a later issue is basedOn (its original), "" for none."""
-    for reference in request.get("basedOn", []):
-        identifier = reference.get("identifier") or {}
-        if identifier.get("system") == ITEM_SYSTEM:
-            return identifier.get("value", "")
-    return ""
+    return _item_referenced(request.get("basedOn", []))
 
 
 def next_issue(original: dict, *, number: int, item_id: str, when: datetime) -> dict:
@@ -653,13 +651,9 @@ def next_issue(original: dict, *, number: int, item_id: str, when: datetime) -> 
         for e in original.get("extension", [])
         if e.get("url") not in (REPEAT_INFORMATION, STATUS_HISTORY, BUSINESS_STATUS)
     ]
-    repeat = {
-        "url": REPEAT_INFORMATION,
-        "extension": [
-            {"url": "numberOfPrescriptionsIssued", "valueUnsignedInt": number},
-            *[p for p in [_repeat_part(original, "authorisationExpiryDate")] if p],
-        ],
-    }
+    repeat = _repeat_information(
+        number, _repeat_part(original, "authorisationExpiryDate").get("valueDateTime", "")
+    )
     validity = {
         **content["dispenseRequest"].get("validityPeriod", {}),
         "start": when.isoformat(timespec="seconds"),

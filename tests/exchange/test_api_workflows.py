@@ -17,17 +17,10 @@ from fhirserver.medication import ITEM_SYSTEM, item_id
 from fhirserver.models import Resource
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM, prescription_id_problem
 from fhirserver.selectors import requests_for_prescription
-from nodes.demo import demo_api_token, demo_system_token
+from nodes.demo import TOPOLOGIES, demo_api_token, demo_system_token
 from tests.exchange.flows import expiry_tasks_at, held_at, status, subscribed
 from tests.processes import wait_for
 
-TOPOLOGIES = [
-    "peer-to-peer",
-    "dispenser-hosted",
-    "prescriber-hosted",
-    "shared-record",
-    "shared-record-events",
-]
 VALID_ID = "24F5DA-A83008-7EFE6Z"
 
 

@@ -15,17 +15,11 @@ from dispensing import services as dispensing
 from fhirserver.errors import FHIRError
 from fhirserver.medication import controlled_drug_schedule, is_expired
 from medicines.services import catalogue_demo_seed
+from nodes.demo import TOPOLOGIES
 from prescribing import services as prescribing
 from tests.exchange.flows import PARACETAMOL, expiry_tasks_at, held_at, issue, status, subscribed
 from tests.processes import wait_for
 
-TOPOLOGIES = [
-    "peer-to-peer",
-    "dispenser-hosted",
-    "prescriber-hosted",
-    "shared-record",
-    "shared-record-events",
-]
 MORPHINE = prescribing.Item(
     "36126811000001109", "Morphine 15mg modified-release tablets", 56, "tablet", "One twice a day"
 )
