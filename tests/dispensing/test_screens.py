@@ -93,6 +93,14 @@ def test_start_then_dispense_each_item_with_quantity_and_note_moves_it_to_dispen
     text = text_of(pharmacist.get(f"/{P2P}/dispensing/{arrived}"))
     assert "Supplied 30 tablet" in text
     assert "Note: Half now" in text
+    assert "Owing 30 tablet" in text
+    # 30 of the 60 is a part supply: the prescription is owing, still to do, until the rest goes.
+    assert arrived in text_of(pharmacist.get(f"/{P2P}/worklist?status=owing"))
+    form = text_of(pharmacist.get(f"/{P2P}/dispensing/{arrived}/items/{items[0]}/dispense"))
+    assert "Supply the rest of Paracetamol" in form
+    rest = pharmacist.post(f"/{P2P}/dispensing/{arrived}/items/{items[0]}/dispense", {"quantity": "31"})
+    assert "cannot be more than still owed (30 tablet)" in text_of(rest)
+    pharmacist.post(f"/{P2P}/dispensing/{arrived}/items/{items[0]}/dispense", {"quantity": "30"})
     assert arrived not in text_of(pharmacist.get(f"/{P2P}/worklist"))  # not "to do" any more
     assert arrived in text_of(pharmacist.get(f"/{P2P}/worklist?status=dispensed"))
     assert arrived in text_of(pharmacist.get(f"/{P2P}/dispensed", {"q": "944 930 4130"}))
