@@ -35,7 +35,8 @@ def _request_for_dispenser(previous: dict | None, current: dict) -> bool:
 
 
 def _dispense_status_changed(previous: dict | None, current: dict) -> bool:
-    return previous is None or previous.get("status") != current.get("status")
+    """New, or its status changed, or (an amended supply) its quantity."""
+    return previous is None or any(previous.get(key) != current.get(key) for key in ("status", "quantity"))
 
 
 TOPICS = {

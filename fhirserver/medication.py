@@ -613,9 +613,21 @@ def issue_text(request: dict) -> str:
 
 
 def authorisation_ends(request: dict) -> datetime | None:
-    """Return when the repeat authorisation ends (no issue is released after it)."""
+    """Return when the repeat authorisation ends (no issue is released after it): its expiry
+    date, else the end of the original's validity period."""
     value = _repeat_part(request, "authorisationExpiryDate").get("valueDateTime", "")
-    return _instant(value) if value else None
+    value = value or request.get("dispenseRequest", {}).get("validityPeriod", {}).get("end", "")
+    return _instant(value, end_of_day=True) if value else None
+
+
+def with_issue_stated(request: dict) -> dict:
+    """Return a repeat dispensing original stating that it is issue 1 (as an outside system may
+    leave it unsaid), with when its authorisation ends."""
+    if issue_number(request) is not None:
+        return request
+    ends = request.get("dispenseRequest", {}).get("validityPeriod", {}).get("end", "")
+    kept = [e for e in request.get("extension", []) if e.get("url") != REPEAT_INFORMATION]
+    return {**request, "extension": [*kept, _repeat_information(1, ends)]}
 
 
 def with_authorisation_ended(request: dict, when: datetime) -> dict:

@@ -120,6 +120,8 @@ def request_issue(
     content = _with_schedule(content)
     if medication.course(content) == "erd":
         _repeat_dispensing_check(content)
+        if content.get("intent") == "original-order":
+            content = medication.with_issue_stated(content)
     draft = Resource.objects.filter(node=node, resource_type="MedicationRequest", logical_id=logical_id or "")
     if draft.exists():  # a draft issued (updated to active)
         result = services.resource_update(

@@ -184,3 +184,4 @@ def test_a_schedule_2_drug_is_refused_for_repeat_dispensing_by_the_services_and_
         message="the paracetamol at the pharmacy",
     )
     assert created["identifier"][0]["system"] == ITEM_SYSTEM
+    assert issue_number(created.serialize()) == 1  # stated by the GP, for the issues to come
