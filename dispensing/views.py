@@ -6,7 +6,7 @@ from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from dispensing import forms, selectors, services
+from dispensing import finding, forms, selectors, services
 from exchange.selectors import exchange_summary
 from fhirserver import jsonio, medication
 from fhirserver.errors import FHIRError
@@ -36,7 +36,7 @@ def find_page(request: HttpRequest, node: Node) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         pid = form.cleaned_data["prescription_id"]
         try:
-            services.prescription_find(node=node, prescription_id=pid)
+            finding.prescription_find(node=node, prescription_id=pid)
         except FHIRError as exc:
             form.add_error("prescription_id", str(exc))
         else:

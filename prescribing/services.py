@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
@@ -14,12 +14,11 @@ from django.utils import timezone
 from exchange.expiry import holder_ask, overdue
 from exchange.models import SHARED_RECORDS, Message, Partner, Topology
 from exchange.notifications import notify_event
-from exchange.remote import broker_for, entries, partner_for, remote_create, remote_search, remote_update
+from exchange.remote import broker_for, entries, partner_for, remote_create, remote_update
 from fhirserver import jsonio, medication, services
 from fhirserver.errors import FHIRError
 from fhirserver.medication import ITEM_SYSTEM
 from fhirserver.models import Resource
-from fhirserver.search import matching
 from fhirserver.selectors import dispenses_for_item, request_for_item
 from medicines.selectors import medicine_get
 from nodes.models import Node
@@ -510,57 +509,3 @@ def _expire_here(node: Node, record: Resource, when) -> dict:
     content = medication.expired(current, when)
     _save(node, record, content)
     return content
-
-
-def _sent(node: Node, pharmacy: Partner, request: dict) -> bool:
-    """True when the request has reached the pharmacy (no sending of it there is undelivered)."""
-    sending = Message.objects.filter(
-        node=node, partner=pharmacy, key=medication.group_id(request), kind__in=SENDING
-    )
-    return bool(medication.item_id(request)) and not sending.exclude(status=Message.Status.DELIVERED).exists()
-
-
-SENDING = ("request.create", "request.renominate")
-
-
-def dispensers_poll() -> int:
-    """Ask dispenser-hosted pharmacies about open requests that are due a poll; return how many."""
-    now = timezone.now()
-    queued = 0
-    for pharmacy in Partner.objects.filter(
-        topology=Topology.DISPENSER_HOSTED, role=Partner.Role.PHARMACY
-    ).select_related("node"):
-        node = pharmacy.node
-        params = [
-            ("status", "active"),
-            ("intended-dispenser:identifier", f"{medication.ODS_SYSTEM}|{pharmacy.ods_code}"),
-        ]
-        for request in matching(node=node, resource_type="MedicationRequest", params=params, strict=True):
-            content = jsonio.loads(request.text)
-            if medication.returned(content) or not _sent(node, pharmacy, content):
-                continue  # declined there, or not (yet) there: nothing to learn by asking
-            # Polls are keyed by item: each item is polled on its own, whatever its siblings do.
-            item = medication.item_id(content)
-            recent = Message.objects.filter(
-                node=node,
-                key=item,
-                kind="dispense.poll",
-                created__gt=now - timedelta(seconds=pharmacy.poll_interval),
-            )
-            waiting = Message.objects.filter(
-                node=node, key=item, kind="dispense.poll", status=Message.Status.PENDING
-            )
-            if recent.exists() or waiting.exists():
-                continue
-            with transaction.atomic():
-                remote_search(
-                    node=node,
-                    partner=pharmacy,
-                    key=item,
-                    resource_type="MedicationDispense",
-                    params=[("prescription:identifier", f"{ITEM_SYSTEM}|{item}")],
-                    kind="dispense.poll",
-                    on_success="exchange.copies.copies_store",
-                )
-            queued += 1
-    return queued

@@ -3,12 +3,12 @@ from __future__ import annotations
 from celery import shared_task
 
 from nodes.models import Node
-from prescribing import repeats, services
+from prescribing import polling, repeats, services
 
 
 @shared_task(ignore_result=True)
 def poll_dispensers() -> int:
-    return services.dispensers_poll()
+    return polling.dispensers_poll()
 
 
 @shared_task(ignore_result=True)
