@@ -12,12 +12,12 @@ from django.utils import timezone
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import ForbiddenError, OperationOutcome
 
-from exchange.models import Message
+from exchange.models import Message, Partner
 from fhirserver.medication import ITEM_SYSTEM, item_id
 from fhirserver.models import Resource
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM, prescription_id_problem
 from fhirserver.selectors import requests_for_prescription
-from nodes.demo import TOPOLOGIES, demo_api_token, demo_system_token
+from nodes.demo import TOPOLOGIES, demo_system_token
 from tests.exchange.flows import expiry_tasks_at, held_at, status, subscribed
 from tests.processes import wait_for
 
@@ -192,8 +192,9 @@ def test_an_invalid_prescription_id_is_refused_and_sends_nothing(nodes, worker, 
 
 def test_a_partner_token_may_neither_prescribe_nor_dispense(nodes, worker, live_server):
     gp, pharmacy = nodes["gp"], nodes["pharmacy-peer-to-peer"]
-    # The token a pharmacy holds for the GP (the GP's partner client) cannot issue there.
-    as_partner = api(live_server, "gp", token=demo_api_token("gp"))
+    # The token the pharmacy holds for the GP (in its directory) cannot issue there.
+    held = Partner.objects.get(node=pharmacy, role=Partner.Role.PRESCRIBER).token
+    as_partner = api(live_server, "gp", token=held)
     with pytest.raises(ForbiddenError) as refused:  # 403, with its OperationOutcome
         as_partner.resource("MedicationRequest", **request_body(pharmacy.ods_code)).save()
     assert json.loads(str(refused.value))["issue"][0]["code"] == "forbidden"
@@ -204,9 +205,9 @@ def test_a_partner_token_may_neither_prescribe_nor_dispense(nodes, worker, live_
     copy = wait_for(lambda: held_at(pharmacy, stored(gp, created.id)), message="the request at the pharmacy")
     item = item_id(json.loads(copy.text))
     with pytest.raises(ForbiddenError) as refused:
-        api(live_server, pharmacy.slug, token=demo_api_token(pharmacy.slug)).resource(
-            "MedicationDispense", **dispense_body(item)
-        ).save()
+        api(
+            live_server, pharmacy.slug, token=Partner.objects.get(node=gp, ods_code=pharmacy.ods_code).token
+        ).resource("MedicationDispense", **dispense_body(item)).save()
     assert json.loads(str(refused.value))["issue"][0]["code"] == "forbidden"
     assert not Resource.objects.filter(node=pharmacy, resource_type="MedicationDispense").exists()
     api(live_server, pharmacy.slug).resource("MedicationDispense", **dispense_body(item)).save()
