@@ -43,8 +43,10 @@ def summary(name: str, samples: list[float], baseline: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--base", default="http://127.0.0.1:8000/gp/fhir")
-    parser.add_argument("--token", default="gp.dmed-demo")
+    # The broker's shared record: a store with no prescribing workflow, so an active request is
+    # stored as sent (at a GP it would be issued, and only by a client allowed to prescribe).
+    parser.add_argument("--base", default="http://127.0.0.1:8000/broker/fhir")
+    parser.add_argument("--token", default="broker.dmed-demo")
     parser.add_argument("-n", type=int, default=500)
     args = parser.parse_args()
 
