@@ -3,13 +3,17 @@ returning, and what was dispensed; each screen scanned by axe-core."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from fhirserver import jsonio, medication
 from prescribing import services as prescribing
 from tests.browser.conftest import axe_problems, mark, not_reloaded, screenshot
 from tests.browser.journeys import pharmacist_opens_arrival, pharmacist_starts_and_dispenses
-from tests.exchange.flows import PARACETAMOL, dispenses_at, issue
+from tests.exchange.flows import PARACETAMOL, dispenses_at, expiry_tasks_at, held_at, issue
+from tests.processes import wait_for
 
 P2P = "pharmacy-peer-to-peer"
 
@@ -125,3 +129,26 @@ def test_returning_a_prescription_asks_for_a_reason(sign_in, demo):
     expect(page.locator("#prescription-status")).to_have_text("Returned")
     expect(page.locator("#items")).to_contain_text("Clinically unsuitable (0002)")
     assert [d["status"] for d in dispenses_at(demo[P2P])] == ["declined"]
+
+
+def test_an_expired_prescription_says_so_on_both_sides_and_cannot_be_dispensed(sign_in, demo):
+    (request,) = issue(demo, P2P)
+    pid = group_id([request])
+    wait_for(lambda: held_at(demo[P2P], request), message="the request at the pharmacy")
+    pharmacist = sign_in(f"pharmacist-{P2P.removeprefix('pharmacy-')}")
+    pharmacist.goto(f"/{P2P}/dispensing/{pid}")
+    expect(pharmacist.get_by_role("button", name="Start dispensing")).to_be_visible()
+    prescriber = sign_in("prescriber")
+    prescriber.goto(f"/gp/prescriptions/{pid}")
+    mark(prescriber)
+
+    expiry_tasks_at(timezone.now() + timedelta(days=190))  # the beat's expiry tasks, 6 months on
+    expect(prescriber.locator("[data-status]")).to_have_text("Expired", timeout=20_000)
+    expect(prescriber.locator("main")).to_contain_text("Expired: not dispensed in time")
+    assert not_reloaded(prescriber)
+    expect(pharmacist.locator("#prescription-status")).to_have_text("Expired", timeout=20_000)
+    expect(pharmacist.get_by_role("button", name="Start dispensing")).to_have_count(0)
+    expect(pharmacist.locator("#item-table").get_by_role("link")).to_have_count(0)
+    assert axe_problems(pharmacist) == []
+    pharmacist.goto(f"/{P2P}/worklist?status=expired")
+    expect(pharmacist.locator("#worklist").get_by_role("link", name=pid)).to_be_visible()

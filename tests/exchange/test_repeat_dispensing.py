@@ -185,3 +185,22 @@ def test_a_schedule_2_drug_is_refused_for_repeat_dispensing_by_the_services_and_
     )
     assert created["identifier"][0]["system"] == ITEM_SYSTEM
     assert issue_number(created.serialize()) == 1  # stated by the GP, for the issues to come
+
+    # Dispensed through the pharmacy's API, it is followed by issue 2, released by the beat's task.
+    pharmacy_api = SyncFHIRClient(
+        f"{live_server.url}/{pharmacy.slug}/fhir", authorization=f"Bearer {demo_system_token(pharmacy.slug)}"
+    )
+    pharmacy_api.resource(
+        "MedicationDispense",
+        status="completed",
+        medicationCodeableConcept={"text": "Paracetamol"},
+        authorizingPrescription=[{"identifier": {"system": ITEM_SYSTEM, "value": item}}],
+    ).save()
+    wait_for(
+        lambda: api.reference("MedicationRequest", created.id).to_resource()["status"] == "completed",
+        message="issue 1 completed at the GP",
+    )
+    assert repeats_release(node=gp, now=timezone.now() + timedelta(days=22)) == 1
+    pid = created["groupIdentifier"]["value"]
+    wait_for(lambda: len(issues_at(pharmacy, pid)) == 2, message="issue 2 at the pharmacy")
+    assert prescription_page(node=pharmacy, prescription_id=pid).items[-1].issue == "Issue 2 of 3"
