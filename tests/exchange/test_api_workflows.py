@@ -107,11 +107,11 @@ def test_an_outside_system_prescribes_at_the_gp_and_dispenses_at_the_pharmacy(
     )
 
 
-@pytest.mark.parametrize(
-    "topology", ["peer-to-peer", "dispenser-hosted", "prescriber-hosted", "shared-record"]
-)
+@pytest.mark.parametrize("topology", TOPOLOGIES)
 def test_a_put_to_cancelled_cancels_along_the_route(nodes, worker, live_server, topology):
     gp, pharmacy = nodes["gp"], nodes[f"pharmacy-{topology}"]
+    if topology == "shared-record-events":
+        wait_for(lambda: subscribed(nodes["broker"]), message="the subscriptions at the broker")
     gp_api = api(live_server, "gp")
     created = gp_api.resource("MedicationRequest", **request_body(pharmacy.ods_code))
     created.save()
