@@ -81,16 +81,12 @@ def create(
     if_none_exist: str | None = None,
     logical_id: str | None = None,
 ) -> Taken:
-    """Create through the API: a trigger's service, or else a plain store."""
-    if _handlers(resource_type) and if_none_exist:
-        validate_resource(content, resource_type=resource_type)
-        existing = services.conditional_match(node, resource_type, if_none_exist)
-        if existing is not None:
-            return Taken(existing, 200)
-    write = Write(node, caller, resource_type, content, logical_id=logical_id)
-    action = _action(write)
+    """Create through the API: a trigger's service (once: a conditional create that finds its
+    resource returns it), or else a plain store."""
+    action = _action(Write(node, caller, resource_type, content, logical_id=logical_id))
     if action is not None:
-        return action()
+        existing = services.conditional_match(node, resource_type, if_none_exist) if if_none_exist else None
+        return Taken(existing, 200) if existing is not None else action()
     result = services.resource_create(
         node=node,
         resource_type=resource_type,

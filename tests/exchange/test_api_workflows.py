@@ -267,3 +267,17 @@ def test_an_expired_prescription_cannot_be_dispensed_through_the_api(nodes, work
         ).save()
     assert "expired" in refused.value.resource["issue"][0]["diagnostics"]
     assert gp_api.reference("MedicationRequest", ids[1]).to_resource()["status"] == "completed"
+
+
+def test_a_conditional_create_issues_once(nodes, worker, live_server):
+    gp, pharmacy = nodes["gp"], nodes["pharmacy-peer-to-peer"]
+    gp_api = api(live_server, "gp")
+    item = "6c3f8d0e-3b1e-4c55-9d0e-0a1b2c3d4e5f"
+    body = request_body(pharmacy.ods_code, identifier=[{"system": ITEM_SYSTEM, "value": item}])
+    first = gp_api.resource("MedicationRequest", **body)
+    first.create(identifier=f"{ITEM_SYSTEM}|{item}")
+    again = gp_api.resource("MedicationRequest", **body)
+    again.create(identifier=f"{ITEM_SYSTEM}|{item}")  # a retry: the same request back, sent no more
+    assert again.id == first.id
+    wait_for(lambda: held_at(pharmacy, stored(gp, first.id)), message="the request at the pharmacy")
+    assert Message.objects.filter(node=gp, kind="request.create").count() == 1
