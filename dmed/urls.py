@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
+from engine.converters import EngineSlug
 from exchange.views import NotificationView, SubscriptionEventsView, SubscriptionStatusView
 from fhirserver.views import SystemView
 from nodes import views as node_views
+
+register_converter(EngineSlug, "engine")
 
 admin.site.site_header = "dmed administration"
 admin.site.site_title = "dmed admin"
@@ -16,6 +19,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", node_views.home, name="home"),
+    # An integration engine relays what other nodes would serve themselves: its routes go first.
+    path("<engine:node>/", include("engine.urls")),
     path("<slug:node>/fhir", SystemView.as_view()),
     path("<slug:node>/fhir/Subscription/<str:logical_id>/$status", SubscriptionStatusView.as_view()),
     path("<slug:node>/fhir/Subscription/<str:logical_id>/$events", SubscriptionEventsView.as_view()),

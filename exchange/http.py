@@ -53,16 +53,20 @@ def outcome_diagnostics(body: str) -> str:
 _session = requests.Session()
 
 
-def send(method: str, url: str, *, headers: dict[str, str] | None = None, body: str = "") -> Answer:
-    """Send one request and return what came back, never raising for network trouble."""
+def send(
+    method: str, url: str, *, headers: dict[str, str] | None = None, body: str | bytes = "", wait: float = 0
+) -> Answer:
+    """Send one request and return what came back, never raising for network trouble (wait:
+    seconds to wait for the answer, when shorter than the exchange's read timeout)."""
     started = time.monotonic()
+    read_timeout = min(wait, settings.EXCHANGE_READ_TIMEOUT) if wait else settings.EXCHANGE_READ_TIMEOUT
     try:
         response = _session.request(
             method,
             url,
             headers=headers or {},
-            data=body.encode() if body else None,
-            timeout=(settings.EXCHANGE_CONNECT_TIMEOUT, settings.EXCHANGE_READ_TIMEOUT),
+            data=(body.encode() if isinstance(body, str) else body) or None,
+            timeout=(settings.EXCHANGE_CONNECT_TIMEOUT, read_timeout),
         )
     except requests.RequestException as exc:
         return Answer(None, "", {}, _ms(started), f"{type(exc).__name__}: {exc}"[:2000])

@@ -26,6 +26,7 @@ class Partner(models.Model):
         PHARMACY = "pharmacy", "Pharmacy"
         PRESCRIBER = "prescriber", "Prescriber"
         BROKER = "broker", "Message broker"
+        ENGINE = "engine", "Integration engine"
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="partners")
     ods_code = models.CharField("ODS code", max_length=12)

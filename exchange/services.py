@@ -125,6 +125,10 @@ def _deliver_once(message_id: int) -> Message | None:
         message.response_status = answer.status
         if current.status != Message.Status.PENDING:
             message.status, message.last_error = current.status, current.last_error
+        elif answer.status == 202 and message.context.get(AWAITS):
+            _retry_later(message, "Accepted; the answer is not in yet.", at_most=_retry_after(answer))
+        elif answer.status == 202 and answer.headers.get("Content-Location"):
+            _await(message, answer)
         elif answer.ok:
             _succeed(message, answer)
         elif answer.retryable:
@@ -154,11 +158,49 @@ def _claim(message_id: int) -> Message | None:
     return message
 
 
+# A message polling for the answer to another (context: the other's id).
+AWAITS = "awaits"
+
+
+def _await(message: Message, answer: http.Answer) -> None:
+    """An intermediary (an integration engine) took the message and will forward it: the
+    message is delivered to it, and its answer is polled at the Content-Location it gave. The
+    poll keeps the message's key, so what follows waits for the answer, in order."""
+    message.status = Message.Status.DELIVERED
+    message.delivered_at = timezone.now()
+    message.last_error = ""
+    message_enqueue(
+        node=message.node,
+        partner=message.partner,
+        key=message.key,
+        kind=f"{message.kind}.await",
+        method="GET",
+        url=answer.headers["Content-Location"],
+        on_success=message.on_success,
+        on_failure=message.on_failure,
+        context={**message.context, AWAITS: message.pk},
+    )
+
+
+def _retry_after(answer: http.Answer) -> float | None:
+    value = answer.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+def _answered(message: Message) -> Message:
+    """The message the handlers wait on: the one a poll awaits the answer to, else itself."""
+    if not message.context.get(AWAITS):
+        return message
+    original = Message.objects.get(pk=message.context[AWAITS])
+    original.response_status = message.response_status
+    return original
+
+
 def _succeed(message: Message, answer: http.Answer) -> None:
     if message.on_success:
         try:
             with transaction.atomic():
-                import_string(message.on_success)(message=message, answer=answer)
+                import_string(message.on_success)(message=_answered(message), answer=answer)
         except FHIRError as exc:
             _die(message, f"Delivered, but the answer could not be used: {exc}")
             return
@@ -171,7 +213,7 @@ def _succeed(message: Message, answer: http.Answer) -> None:
     message.last_error = ""
 
 
-def _retry_later(message: Message, error: str) -> None:
+def _retry_later(message: Message, error: str, *, at_most: float | None = None) -> None:
     now = timezone.now()
     message.last_error = error[:2000]
     if now >= message.expires_at:
@@ -181,8 +223,10 @@ def _retry_later(message: Message, error: str) -> None:
     delay = min(
         settings.EXCHANGE_RETRY_BASE_SECONDS * 2 ** (message.attempts - 1),
         settings.EXCHANGE_RETRY_CAP_SECONDS,
-    )
-    message.next_attempt_at = now + timedelta(seconds=delay * random.uniform(0.5, 1.5))
+    ) * random.uniform(0.5, 1.5)
+    if at_most is not None:  # the partner said when to ask again
+        delay = min(delay, at_most)
+    message.next_attempt_at = now + timedelta(seconds=delay)
 
 
 def _die(message: Message, error: str) -> None:
@@ -198,7 +242,7 @@ def _failed(message: Message, *, dead: bool) -> None:
         return
     try:
         with transaction.atomic():
-            import_string(message.on_failure)(message=message, error=message.last_error, dead=dead)
+            import_string(message.on_failure)(message=_answered(message), error=message.last_error, dead=dead)
     except Exception:  # the failure stands; what it should have told is in the log
         log.exception("Message %s: its on_failure failed", message.pk)
 

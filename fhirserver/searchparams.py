@@ -82,6 +82,14 @@ BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
     ),
     "Practitioner": (_p("name", "string", "name"),),
     "Organization": (_p("name", "string", "name|alias"),),
+    "ConceptMap": (
+        _p("url", "uri", "url"),
+        _p("version", "token", "version"),
+        _p("name", "string", "name"),
+        _p("status", "token", "status"),
+        _p("source-system", "uri", "group.source", doc="A system mapped from (R4: source-system)."),
+        _p("target-system", "uri", "group.target", doc="A system mapped to (R4: target-system)."),
+    ),
     "Subscription": (
         _p("status", "token", "status"),
         _p("criteria", "string", "criteria"),

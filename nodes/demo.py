@@ -1,4 +1,5 @@
-"""The demo ecosystem: one GP practice, a broker, and a pharmacy reached by each topology."""
+"""The demo ecosystem: one GP practice, a broker, a pharmacy reached by each topology, and a
+hospital trust behind an integration engine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from nodes.demo_engine import seed_trust_behind_engine, subscribe_trust
 from nodes.models import Membership, Node
 from nodes.services import api_client_issue
 
@@ -27,6 +29,9 @@ NODES = (
     ("pharmacy-prescriber-hosted", Node.Kind.DISPENSING, "FCG71", "Riverside Pharmacy"),
     ("pharmacy-shared-record", Node.Kind.DISPENSING, "FH542", "High Street Pharmacy"),
     ("pharmacy-shared-record-events", Node.Kind.DISPENSING, "FEW08", "Parkside Pharmacy"),
+    # A hospital trust's outpatient clinics, reaching the broker through the trust's engine.
+    ("trust", Node.Kind.PRESCRIBING, "RZZ", "Riverbank Hospitals NHS Trust"),
+    ("engine", Node.Kind.INTEGRATION_ENGINE, "RZZIE", "Riverbank Integration Engine"),
 )
 
 # username, node slug, role, full name
@@ -34,6 +39,8 @@ USERS = (
     ("prescriber", "gp", Membership.Role.PRESCRIBER, "Dr Asha Patel"),
     ("gp-admin", "gp", Membership.Role.ADMINISTRATOR, "Jo Bennett"),
     ("broker-admin", "broker", Membership.Role.ADMINISTRATOR, "Sam Okafor"),
+    ("outpatient-prescriber", "trust", Membership.Role.PRESCRIBER, "Dr Miriam Okoye"),
+    ("engine-admin", "engine", Membership.Role.ADMINISTRATOR, "Lee Harper"),
     *tuple(
         (
             f"pharmacist-{topology}",
@@ -78,7 +85,7 @@ def demo_seed() -> None:
             slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name}
         )
         api_client_issue(node=node, name="demo", token=demo_api_token(slug))
-        if kind != Node.Kind.BROKER:
+        if kind in (Node.Kind.PRESCRIBING, Node.Kind.DISPENSING):
             api_client_issue(
                 node=node,
                 name="outside system",
@@ -118,6 +125,8 @@ def _seed_directory() -> None:
         directory_entry(pharmacy, gp, Partner.Role.PRESCRIBER, topology)
         directory_entry(pharmacy, broker, Partner.Role.BROKER)
     _subscribe_at_the_broker(gp, broker, nodes["pharmacy-shared-record-events"])
+    seed_trust_behind_engine(nodes, demo_url(), demo_password(), directory_entry)
+    subscribe_trust(nodes, demo_url())
 
 
 def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
@@ -150,12 +159,28 @@ def _subscribe_at_the_broker(gp: Node, broker: Node, pharmacy: Node) -> None:
         )
 
 
-def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -> None:
-    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code)."""
+def directory_entry(
+    owner: Node,
+    partner: Node,
+    role: str,
+    topology: str = "",
+    *,
+    via: Node | None = None,
+    token: str | None = None,
+) -> None:
+    """Put partner in owner's directory, with a token the partner issues to owner (by ODS code),
+    unless a token is given. With `via` (an integration engine), owner's notifications for the
+    partner go to the engine, which relays them."""
     from exchange.models import Partner
 
-    token = f"{owner.slug}@{partner.slug}.{demo_password()}"
-    api_client_issue(node=partner, name=owner.ods_code, token=token)
+    if token is None:
+        token = f"{owner.slug}@{partner.slug}.{demo_password()}"
+        api_client_issue(node=partner, name=owner.ods_code, token=token)
+    notifications = (
+        f"{demo_url()}/{via.slug}/notifications/{partner.ods_code}"
+        if via
+        else (f"{demo_url()}/{partner.slug}/notifications")
+    )
     Partner.objects.update_or_create(
         node=owner,
         ods_code=partner.ods_code,
@@ -164,7 +189,7 @@ def directory_entry(owner: Node, partner: Node, role: str, topology: str = "") -
             "role": role,
             "topology": topology,
             "fhir_base": f"{demo_url()}/{partner.slug}/fhir",
-            "notification_url": f"{demo_url()}/{partner.slug}/notifications",
+            "notification_url": notifications,
             "token": token,
             "poll_interval": 2,
         },

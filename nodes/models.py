@@ -20,9 +20,11 @@ class Node(models.Model):
         PRESCRIBING = "prescribing", "Prescribing system"
         DISPENSING = "dispensing", "Dispensing system"
         BROKER = "broker", "Message broker"
+        # Between an organisation's own systems and the broker: relays, keeps no workflow.
+        INTEGRATION_ENGINE = "integration-engine", "Integration engine"
 
     slug = models.SlugField(max_length=64, unique=True, validators=[validate_slug_not_reserved])
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
     ods_code = models.CharField("ODS code", max_length=12, unique=True)
     name = models.CharField(max_length=200)
     created = models.DateTimeField(auto_now_add=True)

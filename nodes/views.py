@@ -8,7 +8,12 @@ from fhirserver.selectors import resource_counts
 from nodes.selectors import membership_for_user, nodes_for_user
 
 # Where a member of each kind of node starts.
-START = {"prescribing": "patients", "dispensing": "worklist", "broker": "shared-record"}
+START = {
+    "prescribing": "patients",
+    "dispensing": "worklist",
+    "broker": "shared-record",
+    "integration-engine": "engine-traffic",
+}
 
 
 @login_required

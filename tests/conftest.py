@@ -65,6 +65,18 @@ def nodes(live_server, monkeypatch, transactional_db) -> dict[str, Node]:
 
 
 @pytest.fixture
+def worker(live_server, tmp_path):
+    """A real Celery worker (with beat) delivering every node's outbox to the live server."""
+    from dmed.celery import app
+    from tests.processes import Worker
+
+    app.control.purge()
+    running = Worker(tmp_path).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
 def screens(client, nodes):
     """A browser session of a demo user: screens.as_user("prescriber").get("/gp/prescriptions")."""
     from django.contrib.auth import get_user_model

@@ -38,10 +38,12 @@ PARACETAMOL = ("parac", "Paracetamol 500mg soluble tablets", "Two tablets four t
 AMOXICILLIN = ("amox", "Amoxicillin 250mg capsules", "One capsule three times a day", "21")
 
 
-def prescriber_registers(page: Page, *, pharmacy: str | None, patient: dict = PATIENT) -> None:
-    """Look the patient up by NHS number, find none, register them (nominating `pharmacy`, an
-    ODS code, or none) and land on their page."""
-    page.goto("/gp/patients")
+def prescriber_registers(
+    page: Page, *, pharmacy: str | None, patient: dict = PATIENT, node: str = "gp"
+) -> None:
+    """Look the patient up by NHS number at the prescribing node, find none, register them
+    (nominating `pharmacy`, an ODS code, or none) and land on their page."""
+    page.goto(f"/{node}/patients")
     page.get_by_label("NHS number").fill(patient["nhs_number"])
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="Register a new patient").click()
@@ -84,8 +86,10 @@ def prescriber_writes(page: Page, items, *, route: str = "nominated", pharmacy: 
     expect(page.get_by_role("heading", level=1)).to_have_text("Check the prescription before you issue it")
 
 
-def prescriber_issues(page: Page) -> str:
+def prescriber_issues(page: Page, node: str = "gp") -> str:
     """On the review page: issue, land on the prescription's page, and return its ID."""
     page.get_by_role("button", name="Issue prescription").click()
-    page.wait_for_url(re.compile(r"/gp/prescriptions/[0-9A-F]{6}-[0-9A-Z]{6}-[0-9A-F]{5}[0-9A-Z+]$"))
+    page.wait_for_url(
+        re.compile(rf"/{node}/prescriptions/[0-9A-F]{{6}}-[0-9A-Z]{{6}}-[0-9A-F]{{5}}[0-9A-Z+]$")
+    )
     return page.get_by_role("heading", level=1).inner_text().strip()

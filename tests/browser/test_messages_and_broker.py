@@ -87,7 +87,7 @@ def test_the_broker_admin_finds_a_shared_record_prescription_by_its_prescription
     page.goto("/broker/shared-record")
     page.get_by_role("link", name="subscriptions at Medicines Broker").click()
     expect(page.get_by_role("heading", name="Subscriptions", exact=True)).to_be_visible()
-    expect(page.locator(".nhsuk-tag", has_text="Active")).to_have_count(2)
+    expect(page.locator(".nhsuk-tag", has_text="Active")).to_have_count(3)  # the pharmacy, the gp, the trust
     assert axe_problems(page) == []
     screenshot(page, "subscriptions")
 

@@ -5,7 +5,6 @@ import pytest
 from exchange.models import Partner
 from tests.exchange.partner import FlakyPartner
 from tests.factories import make_node
-from tests.processes import Worker
 
 
 @pytest.fixture
@@ -32,13 +31,3 @@ def pharmacy_entry(gp, pharmacy, flaky) -> Partner:
         fhir_base=f"{flaky.url}/pharmacy/fhir",
         token="pharmacy-token",
     )
-
-
-@pytest.fixture
-def worker(live_server, tmp_path):
-    from dmed.celery import app
-
-    app.control.purge()
-    running = Worker(tmp_path).start()
-    yield running
-    running.stop()

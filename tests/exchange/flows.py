@@ -59,10 +59,13 @@ def cut_off(node: Node, partner: Node, live_server_url: str) -> FlakyPartner:
 
 
 def subscribed(broker: Node) -> bool:
-    """True once the shared-record-events pharmacy and the gp are subscribed at the broker."""
+    """True once the demo's subscribers (the shared-record-events pharmacy, the gp, and the
+    trust through its engine) are subscribed at the broker."""
     from exchange.models import Subscription
 
-    return Subscription.objects.filter(node=broker, status=Subscription.Status.ACTIVE).count() == 2
+    subscriptions = Subscription.objects.filter(node=broker)
+    active = subscriptions.filter(status=Subscription.Status.ACTIVE)
+    return subscriptions.count() == 3 and active.count() == 3
 
 
 def deliver_all() -> None:

@@ -104,5 +104,5 @@ def test_seeding_again_subscribes_once_and_revives_one_turned_off(nodes, worker,
 
     demo_seed()  # as `make demo` does each time it starts
     wait_for(lambda: subscribed(broker), message="the pharmacy subscribed again")
-    assert Subscription.objects.filter(node=broker).count() == 2
+    assert Subscription.objects.filter(node=broker).count() == 3
     assert Message.objects.filter(kind="subscribe.again", status=Message.Status.DELIVERED).count() == 1

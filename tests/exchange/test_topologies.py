@@ -14,7 +14,7 @@ from fhirserver.errors import FHIRError
 from fhirserver.models import Resource
 from nodes.demo import demo_api_token
 from prescribing import services as prescribing
-from tests.exchange.flows import PARACETAMOL, dispenses_at, held_at, issue, status
+from tests.exchange.flows import PARACETAMOL, dispenses_at, held_at, issue, status, subscribed
 from tests.processes import wait_for
 
 
@@ -134,9 +134,7 @@ def test_two_pharmacies_claiming_one_shared_record_prescription(nodes, worker):
 
 @pytest.mark.parametrize("topology", [t.value for t in Topology])
 def test_scenario_command_completes_every_prescription(nodes, worker, topology):
-    from exchange.models import Subscription
-
-    wait_for(lambda: Subscription.objects.filter(status="active").count() == 2, message="the subscriptions")
+    wait_for(lambda: subscribed(nodes["broker"]), message="the subscriptions")
     from io import StringIO
 
     from django.core.management import call_command

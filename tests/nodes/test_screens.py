@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
+from engine.models import Connection
+from fhirserver.models import Resource
 from nodes.demo import NODES, USERS, demo_seed
 from nodes.models import Membership, Node
 
@@ -56,9 +58,12 @@ def test_a_user_from_another_node_gets_404_not_a_hint(client, prescriber, outsid
 def test_demo_seed_can_run_twice(db):
     demo_seed()
     demo_seed()
-    assert Node.objects.count() == len(NODES) == 7
+    assert Node.objects.count() == len(NODES) == 9
     assert Membership.objects.count() == len(USERS)
-    assert {n.slug for n in Node.objects.all()} >= {"gp", "broker", "pharmacy-shared-record-events"}
+    assert {n.slug for n in Node.objects.all()} >= {"gp", "broker", "pharmacy-shared-record-events", "trust"}
+    assert Node.objects.get(slug="engine").kind == Node.Kind.INTEGRATION_ENGINE
+    assert Connection.objects.count() == 1  # the trust's outpatient system, connected once
+    assert Resource.objects.filter(resource_type="ConceptMap").count() == 1
     assert get_user_model().objects.get(username="admin").is_superuser
 
 

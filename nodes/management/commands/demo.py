@@ -107,6 +107,12 @@ class Command(BaseCommand):
         lines.append(
             "  (peer-to-peer, dispenser-hosted, prescriber-hosted, shared-record, shared-record-events)"
         )
+        lines += ["", "A hospital trust's prescriptions through its integration engine:", ""]
+        lines.append(
+            "  .venv/bin/python manage.py scenario --topology shared-record-events "
+            "--via integration-engine --count 20"
+        )
+        lines.append(f"  (what passed through: {url}/engine/traffic, as engine-admin)")
         lines.append("")
         self.stdout.write("\n".join(lines))
 

@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import statistics
 import time
+import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from dispensing import services as dispensing
-from exchange.models import Attempt, Message, Subscription, Topology
+from engine.models import Relay
+from exchange.models import SHARED_RECORDS, Attempt, Message, Subscription, Topology
 from fhirserver import jsonio
 from fhirserver.errors import FHIRError
-from fhirserver.medication import ITEM_SYSTEM, item_id
+from fhirserver.medication import ITEM_SYSTEM, item_id, request_build
 from fhirserver.models import Resource
 from fhirserver.search import matching
 from fhirserver.selectors import dispenses_for_item, request_for_item
+from nodes.demo_engine import ENGINE, FORMULARY, FORMULARY_CODES, TRUST
 from nodes.models import Node
 from prescribing import services as prescribing
 
 ITEM = prescribing.Item(
     "39720311000001101", "Paracetamol 500mg soluble tablets", 32, "tablet", "Two when needed"
 )
+# Who prescribes, by the route to the broker: the GP directly, or the trust through its engine.
+VIA = {"": "gp", "integration-engine": TRUST}
 
 
 class Command(BaseCommand):
@@ -32,24 +37,32 @@ class Command(BaseCommand):
         parser.add_argument("--topology", required=True, choices=[t.value for t in Topology])
         parser.add_argument("--count", type=int, default=1)
         parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for each phase")
+        parser.add_argument(
+            "--via",
+            choices=[v for v in VIA if v],
+            default="",
+            help="prescribe at the hospital trust, which reaches the broker through its integration engine "
+            "(with a local formulary code the engine maps to dm+d)",
+        )
 
-    def handle(self, *args, topology: str, count: int, timeout: float, **options) -> None:
-        gp = Node.objects.filter(slug="gp").first()
+    def handle(self, *args, topology: str, count: int, timeout: float, via: str, **options) -> None:
+        gp = Node.objects.filter(slug=VIA[via]).first()
         pharmacy = Node.objects.filter(slug=f"pharmacy-{topology}").first()
         if gp is None or pharmacy is None:
             raise CommandError(
                 "Run `make demo` (or `manage.py seed_demo`) first: the demo nodes are missing."
             )
+        if via and topology not in SHARED_RECORDS:
+            raise CommandError("An integration engine stands before a broker: use a shared-record topology.")
+        self.gp, self.pharmacy = gp, pharmacy
         started, since = time.monotonic(), timezone.now()
         if topology == Topology.SHARED_RECORD_EVENTS:
             self._wait_subscribed(started, timeout)
         issued: dict[str, float] = {}
         for _ in range(count):
-            (request,) = prescribing.prescription_issue(
-                node=gp, nhs_number="9449304130", items=[ITEM], pharmacy_ods=pharmacy.ods_code
-            )
+            request = self._issue(gp, pharmacy, local=bool(via))
             issued[item_id(jsonio.loads(request.text))] = time.monotonic()
-        self._say(started, f"issued {count} prescription(s) at gp for {pharmacy.slug}")
+        self._say(started, f"issued {count} prescription(s) at {gp.slug} for {pharmacy.slug}")
 
         arrived = self._wait(
             started,
@@ -73,15 +86,43 @@ class Command(BaseCommand):
             timeout,
             issued,
             lambda item: _status(request_for_item(node=gp, item=item)) == "completed",
-            "completed at gp",
+            f"completed at {gp.slug}",
         )
 
         self._check(gp, pharmacy, issued)
+        if via:
+            self._check_engine(started, since, issued, timeout)
         if topology == Topology.SHARED_RECORD_EVENTS:
             self._check_events(started, since, timeout)
         self._latency("issue → at the pharmacy", [arrived[i] - issued[i] for i in issued])
-        self._latency("dispensed → completed at gp", [completed[i] - dispensed[i] for i in issued])
+        self._latency(f"dispensed → completed at {gp.slug}", [completed[i] - dispensed[i] for i in issued])
         self._say(started, f"all {count} completed over {topology}; nothing lost, nothing duplicated")
+
+    def _issue(self, gp: Node, pharmacy: Node, *, local: bool) -> Resource:
+        if not local:
+            (request,) = prescribing.prescription_issue(
+                node=gp, nhs_number="9449304130", items=[ITEM], pharmacy_ods=pharmacy.ods_code
+            )
+            return request
+        content = request_build(
+            item_id=str(uuid.uuid4()),
+            group_id=prescribing.prescription_id_new(gp),
+            long_id=str(uuid.uuid4()),
+            nhs_number="9449304130",
+            prescriber_ods=gp.ods_code,
+            pharmacy_ods=pharmacy.ods_code,
+            code=ITEM.code,
+            display=ITEM.display,
+            quantity=ITEM.quantity,
+            unit=ITEM.unit,
+            dosage=ITEM.dosage,
+            authored_on=timezone.now(),
+        )
+        code, name, _ = FORMULARY_CODES[0]  # as the trust's own system codes it
+        content["medicationCodeableConcept"] = {
+            "coding": [{"system": FORMULARY, "code": code, "display": name}]
+        }
+        return prescribing.request_issue(node=gp, content=content).resource
 
     def _wait(self, started: float, timeout: float, items: dict, done, what: str) -> dict[str, float]:
         reached: dict[str, float] = {}
@@ -102,33 +143,50 @@ class Command(BaseCommand):
 
     def _check(self, gp: Node, pharmacy: Node, issued: dict) -> None:
         for item in issued:
-            copies = matching(
-                node=pharmacy,
-                resource_type="MedicationRequest",
-                params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
-                strict=True,
-            ).count()
+            _one_copy(pharmacy, item)
             dispenses = dispenses_for_item(node=gp, item=item)
-            if copies != 1:
-                raise CommandError(f"{item}: {copies} copies at the pharmacy")
             if dispenses.count() > 1:
-                raise CommandError(f"{item}: {dispenses.count()} dispenses at gp")
+                raise CommandError(f"{item}: {dispenses.count()} dispenses at {gp.slug}")
+
+    def _check_engine(self, started: float, since, issued: dict, timeout: float) -> None:
+        """Through the engine: each prescription reached the broker once, and nothing the engine
+        held is left waiting or dead."""
+        broker = Node.objects.get(slug="broker")
+        for item in issued:
+            _one_copy(broker, item)
+        held = Message.objects.filter(node__kind=Node.Kind.INTEGRATION_ENGINE, created__gte=since)
+        deadline = time.monotonic() + timeout
+        while held.filter(status=Message.Status.PENDING).exists():
+            if time.monotonic() > deadline:
+                raise CommandError("Messages held at the engine are still waiting.")
+            time.sleep(0.1)
+        if held.filter(status=Message.Status.DEAD).exists():
+            raise CommandError("Some messages held at the engine could not be forwarded.")
+        relays = Relay.objects.filter(created__gte=since)
+        passed = relays.filter(outcome=Relay.Outcome.PASSED).count()
+        queued = relays.filter(outcome=Relay.Outcome.QUEUED).count()
+        self._say(
+            started, f"{relays.count()} requests through the engine: {passed} passed at once, {queued} held"
+        )
 
     def _subscriptions(self):
-        """The broker's subscriptions of the gp and the shared-record-events pharmacy."""
-        ends = [
-            Q(endpoint__endswith=f"/{slug}/notifications") for slug in ("gp", "pharmacy-shared-record-events")
-        ]
-        return Subscription.objects.filter(ends[0] | ends[1], node__slug="broker")
+        """The broker's subscriptions of the prescriber and the shared-record-events pharmacy
+        (the trust's endpoint is its engine's)."""
+        ends = Q(endpoint__endswith=f"/{self.pharmacy.slug}/notifications") | Q(
+            endpoint__endswith=f"/{self.gp.slug}/notifications"
+        )
+        if self.gp.slug == TRUST:
+            ends |= Q(endpoint__endswith=f"/{ENGINE}/notifications/{self.gp.ods_code}")
+        return Subscription.objects.filter(ends, node__slug="broker")
 
     def _wait_subscribed(self, started: float, timeout: float) -> None:
         active = self._subscriptions().filter(status=Subscription.Status.ACTIVE)
         deadline = time.monotonic() + timeout
         while active.count() < 2:
             if time.monotonic() > deadline:
-                raise CommandError("The gp and the pharmacy are not subscribed at the broker yet.")
+                raise CommandError(f"{self.gp.slug} and the pharmacy are not subscribed at the broker yet.")
             time.sleep(0.2)
-        self._say(started, "the gp and the pharmacy are subscribed at the broker")
+        self._say(started, f"{self.gp.slug} and the pharmacy are subscribed at the broker")
 
     def _check_events(self, started: float, since, timeout: float) -> None:
         """Every event notified to them since the start was delivered, each taken once."""
@@ -160,3 +218,14 @@ class Command(BaseCommand):
 
 def _status(record: Resource | None) -> str:
     return jsonio.loads(record.text)["status"] if record else ""
+
+
+def _one_copy(node: Node, item: str) -> None:
+    copies = matching(
+        node=node,
+        resource_type="MedicationRequest",
+        params=[("identifier", f"{ITEM_SYSTEM}|{item}")],
+        strict=True,
+    ).count()
+    if copies != 1:
+        raise CommandError(f"{item}: {copies} copies at {node.slug}")
