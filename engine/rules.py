@@ -27,12 +27,14 @@ def rules_apply(
     resource_type = content.get("resourceType") if isinstance(content, dict) else None
     if resource_type not in CHECKED:
         return content, []
+    # What the broker would refuse is refused here first, and the rules then read a resource
+    # of the right shape; what they add (an ODS identifier, an extension, a coding) keeps it valid.
+    validate_resource(content, resource_type=resource_type, logical_id=logical_id)
     content, notes = copy.deepcopy(content), []
     notes += _sending_organisation(connection, content)
     if resource_type == "MedicationRequest":
         notes += _prescription_type(connection, content)
     notes += _medicine_codes(connection, content)
-    validate_resource(content, resource_type=resource_type, logical_id=logical_id)
     return content, notes
 
 

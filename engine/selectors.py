@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from engine.models import Connection, Relay
-from exchange.models import Message
+from exchange.models import Message, Partner
 from nodes.models import Node
 
 WAITING = Q(outcome=Relay.Outcome.QUEUED, message__status=Message.Status.PENDING)
@@ -42,10 +42,13 @@ def traffic_tabs(*, engine: Node) -> list[Tab]:
 def traffic(*, engine: Node, show: str = "") -> QuerySet[Relay]:
     """The engine's relays, newest first, filtered by one of SHOWS."""
     condition = next((c for s, _, c in SHOWS if s == show), Q())
+    # A partner's API client is named by its ODS code: show the partner's name.
+    partner = Partner.objects.filter(node=OuterRef("engine"), ods_code=OuterRef("sender")).values("name")[:1]
     return (
         Relay.objects.filter(engine=engine)
         .filter(condition)
         .select_related("connection", "destination", "message")
+        .annotate(sender_name=Subquery(partner))
     )
 
 

@@ -85,7 +85,7 @@ def translate_parameters(conceptmap: dict, matches: list[Match], *, system: str,
     return {
         "resourceType": "Parameters",
         "parameter": [
-            {"name": "result", "valueBoolean": any(m.equivalence not in NONE for m in matches)},
+            {"name": "result", "valueBoolean": bool(matches)},  # unmatched and disjoint are left out
             {"name": "message", "valueString": message},
             *(
                 {

@@ -151,3 +151,19 @@ def test_a_prescription_the_engine_refuses_shows_at_the_trust_as_not_delivered(n
     assert "Not delivered" in page
     assert "HTTP 422: Riverbank formulary to dm+d maps the local code 'RB0099'" in page
     assert Resource.objects.filter(node=broker, resource_type="MedicationRequest").count() == 1
+
+
+def test_a_malformed_request_is_refused_at_the_engine_with_its_path_and_nothing_leaves(nodes, live_server):
+    trust, broker = nodes["trust"], nodes["broker"]
+    malformed = {**outpatient_request(trust, "RB0001"), "requester": "RZZ"}  # not a Reference
+    refused = post(live_server, malformed)
+    assert refused.status_code == 400
+    assert refused.json()["resourceType"] == "OperationOutcome"
+    assert any(
+        "MedicationRequest.requester" in e for i in refused.json()["issue"] for e in i.get("expression", [])
+    )
+    assert request_for_item(node=broker, item=item(malformed)) is None
+    well_formed = outpatient_request(trust, "RB0001")  # the positive control, sent the same way
+    assert post(live_server, well_formed).status_code == 201
+    assert request_for_item(node=broker, item=item(well_formed)) is not None
+    assert Relay.objects.filter(outcome=Relay.Outcome.REFUSED, status=400).count() == 1
