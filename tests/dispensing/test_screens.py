@@ -78,7 +78,9 @@ def test_start_then_dispense_each_item_with_quantity_and_note_moves_it_to_dispen
     assert "With dispenser" in text_of(pharmacist.get(f"/{P2P}/worklist?status=with-dispenser"))
 
     page = pharmacist.get(f"/{P2P}/dispensing/{arrived}")
-    items = re.findall(rf"/{P2P}/dispensing/{arrived}/items/([0-9a-f-]+)/dispense", page.content.decode())
+    items = re.findall(
+        rf"/{P2P}/dispensing/{re.escape(arrived)}/items/([0-9a-f-]+)/dispense", page.content.decode()
+    )
     assert len(items) == 2
     first = pharmacist.post(
         f"/{P2P}/dispensing/{arrived}/items/{items[0]}/dispense", {"quantity": "30", "note": "Half now"}
