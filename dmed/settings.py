@@ -113,6 +113,8 @@ FHIR_MAX_BODY_BYTES = env_int("FHIR_MAX_BODY_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FHIR_MAX_BODY_BYTES
 # Off only for a closed network: then any caller may use any node's FHIR API.
 FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
+# SMART Backend Services: how long an access token from /<node>/oauth/token lasts.
+SMART_ACCESS_TOKEN_SECONDS = env_int("SMART_ACCESS_TOKEN_SECONDS", 300)
 FHIR_SEARCH_DEFAULT_COUNT = env_int("FHIR_SEARCH_DEFAULT_COUNT", 20)
 FHIR_SEARCH_MAX_COUNT = env_int("FHIR_SEARCH_MAX_COUNT", 500)
 

@@ -6,7 +6,7 @@ from django.urls import include, path, register_converter
 
 from engine.converters import EngineSlug
 from exchange.views import NotificationView, SubscriptionEventsView, SubscriptionStatusView
-from fhirserver.views import SystemView
+from fhirserver.views import SmartConfigurationView, SystemView, token_view
 from nodes import views as node_views
 
 register_converter(EngineSlug, "engine")
@@ -19,6 +19,9 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", node_views.home, name="home"),
+    # Each node's SMART Backend Services token endpoint (an engine's too: it authenticates its own).
+    path("<slug:node>/oauth/token", token_view, name="oauth-token"),
+    path("<slug:node>/fhir/.well-known/smart-configuration", SmartConfigurationView.as_view()),
     # An integration engine relays what other nodes would serve themselves: its routes go first.
     path("<engine:node>/", include("engine.urls")),
     path("<slug:node>/fhir", SystemView.as_view()),

@@ -8,7 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from engine import relay, translate
+from exchange.notifications import notification_parse
+from fhirserver import jsonio
 from fhirserver.errors import FHIRError
+from fhirserver.scopes import Need
 from fhirserver.views import FHIRView
 
 
@@ -48,6 +51,11 @@ class NotificationRelayView(EngineView):
     """POST /<engine>/notifications/<ODS code>: a notification for that partner."""
 
     def post(self, request: Request, node: str, ods_code: str = "") -> HttpResponse:
+        try:
+            note = notification_parse(jsonio.loads(request.body))
+        except jsonio.JSONError as exc:
+            raise FHIRError(400, "invalid", f"A notification is a JSON history Bundle: {exc}.") from None
+        self.allow([Need(note.focus_type, "c")] if note.focus_type else [])  # as the partner would
         return _http(relay.notification_relay(self.relay_request(request, f"notifications/{ods_code}")))
 
 

@@ -173,10 +173,9 @@ class Notification:
 
 
 @transaction.atomic
-def notification_receive(*, node: Node, sender: Partner, bundle: dict) -> str:
-    """Take a notification: drop a repeat, catch up on a gap, take or fetch the focus. Return
-    what happened."""
-    note = _parse(bundle)
+def notification_receive(*, node: Node, sender: Partner, note: Notification) -> str:
+    """Take a notification (read by notification_parse): drop a repeat, catch up on a gap, take
+    or fetch the focus. Return what happened."""
     seen = ReceivedEvent.objects.filter(node=node, partner=sender, subscription=note.stream)
     highest = seen.aggregate(n=Max("number"))["n"] or 0
     if note.kind != "event-notification":  # a handshake, or a heartbeat that may show a gap
@@ -277,7 +276,7 @@ def _source(node: Node, sender: Partner) -> Partner:
     return sender
 
 
-def _parse(bundle: dict) -> Notification:
+def notification_parse(bundle: dict) -> Notification:
     try:
         if (bundle["resourceType"], bundle["type"]) != ("Bundle", "history"):
             raise ValueError("not a history Bundle")

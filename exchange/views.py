@@ -6,10 +6,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from exchange.models import Subscription
-from exchange.notifications import notification_receive, sender_of
+from exchange.notifications import notification_parse, notification_receive, sender_of
 from exchange.subscription_status import events_bundle, status_bundle
 from exchange.subscriptions import CONTENTS
 from fhirserver.errors import FHIRError, Issue, operation_outcome
+from fhirserver.scopes import Need
 from fhirserver.views import FHIRView
 
 EVENTS_PAGE = 1000
@@ -18,7 +19,10 @@ EVENTS_PAGE = 1000
 class NotificationView(FHIRView):
     def post(self, request: Request, node: str) -> Response:
         sender = sender_of(node=self.node, client=request.auth)
-        outcome = notification_receive(node=self.node, sender=sender, bundle=self.resource_body(request))
+        note = notification_parse(self.resource_body(request))
+        # A notification brings (or announces) a version of its focus to store here.
+        self.allow([Need(note.focus_type, "c")] if note.focus_type else [])
+        outcome = notification_receive(node=self.node, sender=sender, note=note)
         return Response(
             operation_outcome([Issue("informational", f"Notification {outcome}.", severity="information")])
         )

@@ -10,6 +10,7 @@ from django.utils.module_loading import import_string
 
 from fhirserver.registry import FHIR_VERSION, RESOURCE_TYPES
 from fhirserver.searchparams import BY_TYPE, params_for
+from fhirserver.smart import token_url
 from nodes.models import Node
 
 TYPE_INTERACTIONS = (
@@ -45,11 +46,7 @@ def capability_statement(*, node: Node, base: str) -> dict:
         "rest": [
             {
                 "mode": "server",
-                "security": {
-                    "cors": False,
-                    "description": "Every interaction but metadata needs Authorization: Bearer <token>, "
-                    "a token issued for this node.",
-                },
+                "security": security(base),
                 "resource": resource_capabilities(),
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
             }
@@ -104,4 +101,33 @@ def _resource(resource_type: str) -> dict:
             if p.type == "reference" and (not p.targets or resource_type in p.targets)
         ],
         "searchParam": search_params,
+    }
+
+
+def security(base: str) -> dict:
+    """SMART Backend Services (and static bearer tokens), each with SMART system scopes."""
+    return {
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": token_url(base)}],
+            }
+        ],
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "SMART Backend Services (client_credentials, private_key_jwt RS384 or ES384)",
+            }
+        ],
+        "description": "Every interaction but metadata needs Authorization: Bearer <token>: an access "
+        "token from the token endpoint (SMART Backend Services, about 5 minutes), or a static token "
+        "issued for this node. Either carries SMART system scopes (system/<Type>.cruds, v1 "
+        "system/<Type>.read|write); a request outside them gets 403. See "
+        f"{base}/.well-known/smart-configuration.",
     }

@@ -12,7 +12,7 @@ from http import HTTPStatus
 from django.db import transaction
 from django.utils import timezone
 
-from fhirserver import bundles, search, selectors, services, triggers
+from fhirserver import bundles, scopes, search, selectors, services, triggers
 from fhirserver.errors import FHIRError, operation_outcome
 from fhirserver.jsonio import RawJSON
 from fhirserver.models import Resource, ResourceVersion
@@ -84,6 +84,7 @@ def batch_process(*, node: Node, raw_entries: list, base: str, caller: triggers.
     for index, raw in enumerate(raw_entries):
         try:
             entry = entry_parse(raw=raw, index=index, base=base)
+            _allowed(entry, caller)
             with transaction.atomic():
                 # Each entry is a write of its own: what one shares is not the next one's.
                 answered.append(
@@ -106,6 +107,9 @@ def transaction_process(*, node: Node, raw_entries: list, base: str, caller: tri
     """Carry out every entry or none, in FHIR's order, answering in the request's order."""
     entries = [entry_parse(raw=raw, index=index, base=base) for index, raw in enumerate(raw_entries)]
     _check_distinct(entries)
+    for entry in entries:  # one entry out of the client's scopes refuses the whole transaction
+        with _failing_at(entry):
+            _allowed(entry, caller)
     by_method = {method: [e for e in entries if e.method == method] for method in METHODS}
     answered: dict[int, dict] = {}
     # FHIR's processing order is DELETE, POST, PUT, GET, so reads see the writes; all in one
@@ -366,6 +370,13 @@ def references_rewrite(*, value: object, references: dict[str, str]) -> object:
     if isinstance(value, list):
         return [references_rewrite(value=item, references=references) for item in value]
     return value
+
+
+def _allowed(entry: Entry, caller: triggers.Caller) -> None:
+    path = "/".join(part for part in (entry.resource_type, entry.logical_id) if part)
+    if entry.version_id is not None:
+        path += f"/_history/{entry.version_id}"
+    caller.allow(scopes.needs(entry.method, path, entry.query or []))
 
 
 def _perform(

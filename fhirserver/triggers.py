@@ -17,8 +17,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from fhirserver import jsonio, services
-from fhirserver.errors import FHIRError
+from fhirserver import jsonio, scopes, services
 from fhirserver.models import Resource
 from fhirserver.validation import validate_resource
 from nodes.models import ApiClient, Node
@@ -33,15 +32,11 @@ class Caller:
     shared: dict = field(default_factory=dict)
     in_bundle: bool = False
 
-    def require(self, permission: str, doing: str) -> None:
-        """Refuse (403) a client whose administrator has not allowed it `permission`."""
-        if self.client is not None and not getattr(self.client, permission):
-            raise FHIRError(
-                403,
-                "forbidden",
-                f"This API client ({self.client.name}) may not {doing}; an administrator allows it "
-                "per client in the admin.",
-            )
+    def allow(self, needs: list[scopes.Need]) -> None:
+        """Refuse (403) what the client's scopes do not grant; anything when the API needs no token."""
+        if self.client is not None and needs:
+            granted = getattr(self.client, "granted", None) or scopes.Scopes(self.client.scopes)
+            granted.require(needs, self.client.name)
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fhirserver import bundles, http, selectors, services, transactions, triggers
+from fhirserver import bundles, http, scopes, selectors, services, smart, transactions, triggers
 from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
@@ -32,6 +35,13 @@ class FHIRView(APIView):
         resource_type = kwargs.get("resource_type")
         if resource_type is not None and not is_resource_type(resource_type):
             raise FHIRError(404, "not-supported", f"Resource type {resource_type!r} is not supported here.")
+        if not self.public:
+            here = request.path.removeprefix(f"/{self.node.slug}/fhir")
+            self.allow(scopes.needs(request.method, here, _pairs(request.query_params)))
+
+    def allow(self, needs: list[scopes.Need]) -> None:
+        """Refuse (403) what the client's scopes do not grant."""
+        triggers.Caller(self.request.auth).allow(needs)
 
     def resource_body(self, request: Request) -> dict:
         """Return the parsed body; a body needs a JSON Content-Type."""
@@ -165,6 +175,7 @@ class SearchView(SearchMixin, FHIRView):
     def post(self, request: Request, node: str, resource_type: str) -> Response:
         if not request.content_type.startswith("application/x-www-form-urlencoded"):
             raise FHIRError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded.")
+        self.allow(scopes.search_needs(resource_type, _pairs(request.data)))
         return self.search(request, resource_type, _pairs(request.query_params) + _pairs(request.data))
 
 
@@ -214,3 +225,37 @@ class SystemView(FHIRView):
             caller=triggers.Caller(request.auth, in_bundle=True),
         )
         return Response(bundle)
+
+
+class SmartConfigurationView(FHIRView):
+    """[base]/.well-known/smart-configuration: how a backend service gets a token here."""
+
+    public = True
+    renderer_classes = [http.JSONRenderer]
+
+    def get(self, request: Request, node: str) -> Response:
+        return Response(smart.smart_configuration(self.base))
+
+
+@csrf_exempt
+@require_POST
+def token_view(request: HttpRequest, node: str) -> JsonResponse:
+    """POST /<node>/oauth/token: client_credentials with a signed client assertion."""
+    found = Node.objects.filter(slug=node).first()
+    try:
+        if found is None:
+            raise smart.OAuthError("invalid_request", f"There is no node {node!r} here.", 404)
+        answer, status = (
+            smart.token_issue(
+                node=found, form=request.POST.dict(), endpoint=request.build_absolute_uri(request.path)
+            ),
+            200,
+        )
+    except smart.OAuthError as exc:
+        answer, status = {"error": exc.error, "error_description": exc.description}, exc.status
+    response = JsonResponse(answer, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="dmed", error="invalid_client"'
+    return response

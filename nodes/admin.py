@@ -1,12 +1,41 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
+from fhirserver.scopes import problems
+from fhirserver.smart import jwks_problem
 from nodes.models import ApiClient, Membership, Node
 from nodes.services import api_client_issue
+
+
+class ApiClientForm(forms.ModelForm):
+    jwks_uri = forms.URLField(
+        label="JWKS URI", required=False, assume_scheme="https", help_text=ApiClient.jwks_uri.field.help_text
+    )
+
+    class Meta:
+        model = ApiClient
+        fields = ["node", "name", "scopes", "jwks", "jwks_uri", "revoked"]
+        widgets = {"scopes": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_scopes(self) -> str:
+        scopes = " ".join(self.cleaned_data["scopes"].split())
+        if wrong := problems(scopes):
+            raise forms.ValidationError(
+                f"These grant nothing: {', '.join(wrong)}. Write system/<Type>.<cruds> or "
+                "system/<Type>.read|write, with * for every type."
+            )
+        return scopes
+
+    def clean_jwks(self):
+        jwks = self.cleaned_data["jwks"]
+        if jwks and (problem := jwks_problem(jwks)):
+            raise forms.ValidationError(problem)
+        return jwks
 
 
 class MembershipInline(admin.TabularInline):
@@ -50,21 +79,21 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ["name", "node", "may_prescribe", "may_dispense", "created", "last_used", "revoked"]
-    list_editable = ["may_prescribe", "may_dispense"]
-    list_filter = ["revoked", "may_prescribe", "may_dispense", "node"]
-    search_fields = ["name", "node__slug"]
+    list_display = ["name", "node", "scopes", "created", "last_used", "revoked"]
+    list_filter = ["revoked", "node"]
+    search_fields = ["name", "node__slug", "client_id", "scopes"]
     list_select_related = ["node"]
-    readonly_fields = ["created", "last_used"]
+    readonly_fields = ["client_id", "created", "last_used"]
+    form = ApiClientForm
     actions = ["revoke", "issue_new_token"]
 
     def save_model(self, request, obj: ApiClient, form, change: bool) -> None:
-        if change:
+        if change or obj.jwks or obj.jwks_uri:  # a SMART client signs its assertions: no static token
             super().save_model(request, obj, form, change)
+            if not change:
+                messages.success(request, f"{obj} gets access tokens as client_id {obj.client_id}.")
             return
-        client, token = api_client_issue(
-            node=obj.node, name=obj.name, may_prescribe=obj.may_prescribe, may_dispense=obj.may_dispense
-        )
+        client, token = api_client_issue(node=obj.node, name=obj.name, scopes=obj.scopes)
         obj.pk = client.pk
         messages.warning(request, f"Token for {client}: {token} (copy it now; it is not shown again).")
 

@@ -75,6 +75,48 @@ def demo_system_token(slug: str) -> str:
     return f"{slug}.system.{demo_password()}"
 
 
+# What each route's token may do where it is used: (kind of the holder, kind of the node it is
+# used at). A prescriber issues and cancels, reads what was dispensed and subscribes; a dispenser
+# reads requests, dispenses and subscribes; the broker's notifications bring the focus of each.
+ROUTE_SCOPES = {
+    (Node.Kind.PRESCRIBING, Node.Kind.BROKER): "system/MedicationRequest.cruds system/MedicationDispense.rs "
+    "system/Subscription.cruds",
+    (
+        Node.Kind.PRESCRIBING,
+        Node.Kind.DISPENSING,
+    ): "system/MedicationRequest.cruds system/MedicationDispense.rs",
+    (Node.Kind.DISPENSING, Node.Kind.BROKER): "system/MedicationRequest.rus system/MedicationDispense.cruds "
+    "system/Subscription.cruds",
+    (
+        Node.Kind.DISPENSING,
+        Node.Kind.PRESCRIBING,
+    ): "system/MedicationRequest.rs system/MedicationDispense.cruds",
+    (Node.Kind.BROKER, Node.Kind.PRESCRIBING): "system/MedicationDispense.c",
+    (Node.Kind.BROKER, Node.Kind.DISPENSING): "system/MedicationRequest.c",
+}
+# A trust's system at its engine: as at the broker, and it may translate its local codes there.
+ROUTE_SCOPES[Node.Kind.PRESCRIBING, Node.Kind.INTEGRATION_ENGINE] = (
+    ROUTE_SCOPES[Node.Kind.PRESCRIBING, Node.Kind.BROKER] + " system/ConceptMap.rs"
+)
+# An integration engine carries both sides' traffic.
+RELAY_SCOPES = "system/MedicationRequest.cruds system/MedicationDispense.cruds system/Subscription.cruds"
+
+
+def route_scopes(owner: Node, partner: Node) -> str:
+    """The scopes of the token owner holds at partner: only what its route needs."""
+    return ROUTE_SCOPES.get((owner.kind, partner.kind), RELAY_SCOPES)
+
+
+def exchange_scopes(kind: str) -> str:
+    """The demo token of a node: everything but prescribing at a prescribing node and dispensing
+    at a dispensing node."""
+    if kind == Node.Kind.PRESCRIBING:
+        return "system/*.rs system/MedicationDispense.cud system/Subscription.cud"
+    if kind == Node.Kind.DISPENSING:
+        return "system/*.rs system/MedicationRequest.cud system/Subscription.cud"
+    return "system/*.cruds"
+
+
 @transaction.atomic
 def demo_seed() -> None:
     """Create or refresh the demo nodes and users; safe to run any number of times."""
@@ -84,14 +126,10 @@ def demo_seed() -> None:
         node, _ = Node.objects.update_or_create(
             slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name}
         )
-        api_client_issue(node=node, name="demo", token=demo_api_token(slug))
+        api_client_issue(node=node, name="demo", token=demo_api_token(slug), scopes=exchange_scopes(kind))
         if kind in (Node.Kind.PRESCRIBING, Node.Kind.DISPENSING):
             api_client_issue(
-                node=node,
-                name="outside system",
-                token=demo_system_token(slug),
-                may_prescribe=kind == Node.Kind.PRESCRIBING,
-                may_dispense=kind == Node.Kind.DISPENSING,
+                node=node, name="outside system", token=demo_system_token(slug), scopes="system/*.cruds"
             )
     for username, slug, role, full_name in USERS:
         first, _, last = full_name.rpartition(" ")
@@ -175,7 +213,7 @@ def directory_entry(
 
     if token is None:
         token = f"{owner.slug}@{partner.slug}.{demo_password()}"
-        api_client_issue(node=partner, name=owner.ods_code, token=token)
+        api_client_issue(node=partner, name=owner.ods_code, token=token, scopes=route_scopes(owner, partner))
     notifications = (
         f"{demo_url()}/{via.slug}/notifications/{partner.ods_code}"
         if via

@@ -98,8 +98,10 @@ def _relayed_entry(
     owner: Node, partner: Node, role: str, topology: str, engine: Node, password: str, directory_entry
 ) -> None:
     """owner reaches partner through the engine, with a token the engine issues to owner."""
+    from nodes.demo import route_scopes
+
     token = f"{owner.slug}@{engine.slug}.{password}"
-    api_client_issue(node=engine, name=owner.ods_code, token=token)
+    api_client_issue(node=engine, name=owner.ods_code, token=token, scopes=route_scopes(owner, partner))
     directory_entry(owner, partner, role, topology, via=engine, token=token)
 
 

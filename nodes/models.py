@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -55,25 +57,41 @@ class Membership(models.Model):
         return f"{self.user} at {self.node.slug} ({self.role})"
 
 
+def new_client_id() -> str:
+    return secrets.token_hex(16)
+
+
 class ApiClient(models.Model):
-    """A system allowed to use one node's FHIR API, known by the hash of its bearer token."""
+    """A system allowed to use one node's FHIR API, with the SMART scopes it holds. It proves
+    who it is with a static bearer token (known by its hash) or, as SMART Backend Services do,
+    with a JWT signed by a key of its JWKS, exchanged for a short-lived access token."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="api_clients")
     name = models.CharField(max_length=200, help_text="Who holds the token, e.g. a partner's ODS code.")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    client_id = models.CharField(
+        max_length=64,
+        unique=True,
+        default=new_client_id,
+        editable=False,
+        help_text="The iss and sub of its signed assertions (SMART Backend Services).",
+    )
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True, editable=False)
+    scopes = models.TextField(
+        blank=True,
+        help_text="SMART scopes, space-separated: system/MedicationRequest.rs, system/*.read, "
+        "system/Subscription.cruds. At a prescribing node MedicationRequest c and u are the right to "
+        "prescribe; at a dispensing node MedicationDispense c and u the right to dispense.",
+    )
+    jwks = models.JSONField(
+        "JWKS",
+        null=True,
+        blank=True,
+        help_text='Its public keys, a JWK Set ({"keys": [...]}), RS384 or ES384.',
+    )
+    jwks_uri = models.URLField("JWKS URI", blank=True, help_text="Or where its JWK Set is published.")
     created = models.DateTimeField(auto_now_add=True)
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
     revoked = models.BooleanField(default=False)
-    # What the client may start through the API (the guide's triggers); partners exchanging
-    # resources need neither.
-    may_prescribe = models.BooleanField(
-        default=False, help_text="May issue and cancel prescriptions (MedicationRequest active, cancelled)."
-    )
-    may_dispense = models.BooleanField(
-        default=False,
-        help_text="May start, complete and decline dispensing (MedicationDispense in-progress, completed, "
-        "declined).",
-    )
 
     class Meta:
         verbose_name = "API client"
@@ -81,3 +99,30 @@ class ApiClient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.node.slug}"
+
+
+class AccessToken(models.Model):
+    """A short-lived token issued at the token endpoint, known by its hash, with the scopes granted."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="access_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"access token of {self.client} until {self.expires:%H:%M:%S}"
+
+
+class AssertionUse(models.Model):
+    """A client assertion's jti, kept until the assertion expires: a second use is a replay, and
+    the unique constraint refuses it in every web process at once."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="assertion_uses")
+    jti = models.CharField(max_length=255)
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "jti"], name="one_use_per_assertion")]
+
+    def __str__(self) -> str:
+        return f"assertion {self.jti} of {self.client}"

@@ -17,24 +17,13 @@ def token_hash(token: str) -> str:
 
 @transaction.atomic
 def api_client_issue(
-    *,
-    node: Node,
-    name: str,
-    token: str | None = None,
-    may_prescribe: bool = False,
-    may_dispense: bool = False,
+    *, node: Node, name: str, token: str | None = None, scopes: str | None = None
 ) -> tuple[ApiClient, str]:
-    """Create or re-key the named client of a node, with what it may start through the API;
-    return it and its token (shown only now)."""
+    """Create or re-key the named client of a node (with `scopes`, or keeping the ones it has);
+    return it and its bearer token (shown only now)."""
     token = token or secrets.token_urlsafe(32)
-    client, _ = ApiClient.objects.update_or_create(
-        node=node,
-        name=name,
-        defaults={
-            "token_hash": token_hash(token),
-            "revoked": False,
-            "may_prescribe": may_prescribe,
-            "may_dispense": may_dispense,
-        },
-    )
+    defaults: dict = {"token_hash": token_hash(token), "revoked": False}
+    if scopes is not None:
+        defaults["scopes"] = " ".join(scopes.split())
+    client, _ = ApiClient.objects.update_or_create(node=node, name=name, defaults=defaults)
     return client, token

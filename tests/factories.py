@@ -52,9 +52,9 @@ def identifier_query(resource: dict) -> str:
 
 
 def make_node(slug: str, kind: str, ods_code: str, name: str) -> Node:
-    """Create a node whose FHIR API accepts the bearer token `<slug>-token`."""
+    """Create a node whose FHIR API accepts the bearer token `<slug>-token`, with every scope."""
     node = Node.objects.create(slug=slug, kind=kind, ods_code=ods_code, name=name)
-    api_client_issue(node=node, name="tests", token=f"{slug}-token")
+    api_client_issue(node=node, name="tests", token=f"{slug}-token", scopes="system/*.cruds")
     return node
 
 

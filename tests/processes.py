@@ -114,3 +114,55 @@ def wait_for(check, timeout: float = 30, interval: float = 0.2, message: str = "
             return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+class Web:
+    """The web app under gunicorn, as `make demo` runs it, on the test database."""
+
+    def __init__(self, port: int, workers: int = 1, **env: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = os.environ | {"DATABASE_URL": live_database_url(), **env}
+        self.command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "dmed.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+        ]
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Web:
+        import requests
+
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+        def answering() -> bool:
+            try:
+                return requests.get(f"{self.url}/accounts/login/", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(answering, timeout=60, message=f"gunicorn at {self.url}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()

@@ -19,8 +19,8 @@ from exchange.models import Partner
 from nodes.models import Node
 from nodes.services import api_client_issue
 me = Node.objects.create(slug={slug!r}, kind={kind!r}, ods_code={ods!r}, name={slug!r})
-api_client_issue(node=me, name={other_ods!r}, token={my_token!r})
-api_client_issue(node=me, name="test", token="test-" + {my_token!r})
+api_client_issue(node=me, name={other_ods!r}, token={my_token!r}, scopes="system/*.cruds")
+api_client_issue(node=me, name="test", token="test-" + {my_token!r}, scopes="system/*.cruds")
 Partner.objects.create(
     node=me, ods_code={other_ods!r}, name={other!r}, role={role!r}, topology="peer-to-peer",
     fhir_base={other_base!r} + "/fhir", notification_url={other_base!r} + "/notifications",

@@ -52,20 +52,34 @@ def test_auth_can_be_switched_off_for_a_closed_network(anonymous, store, setting
     assert anonymous.get("/store/fhir/MedicationRequest").status_code == 200
 
 
-def test_api_token_command_issues_a_working_token(live_server, store):
+def test_api_token_command_issues_a_working_token_with_the_scopes_given(live_server, store):
     import requests
 
-    output = subprocess.run(
-        [sys.executable, "manage.py", "api_token", "store", "FA565"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=os.environ | {"DATABASE_URL": live_database_url()},
-    )
-    token = output.stdout.strip()
-    response = requests.get(
+    def issued(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "manage.py", "api_token", "store", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"DATABASE_URL": live_database_url()},
+        ).stdout.strip()
+
+    def search(token: str) -> requests.Response:
+        return requests.get(
+            f"{live_server.url}/store/fhir/MedicationRequest",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+    reader = issued("FA565", "--scopes", "system/MedicationRequest.rs")
+    assert search(reader).status_code == 200
+    written = requests.post(
         f"{live_server.url}/store/fhir/MedicationRequest",
-        headers={"Authorization": f"Bearer {token}"},
+        json={"resourceType": "MedicationRequest"},
+        headers={"Authorization": f"Bearer {reader}", "Content-Type": "application/fhir+json"},
         timeout=10,
     )
-    assert response.status_code == 200
+    assert written.status_code == 403
+    assert "system/MedicationRequest.c" in written.json()["issue"][0]["diagnostics"]
+    refused = search(issued("FA999"))  # a new client given no scopes can do nothing
+    assert refused.status_code == 403
