@@ -412,7 +412,7 @@ def _dispensed_search(node: Node, query: str) -> list[tuple[str, str]]:
     digits = "".join(query.split())
     if not digits:
         return []
-    if digits.isdigit():
+    if digits.isascii() and digits.isdigit():
         if not nhs_number_is_valid(digits):
             raise FHIRError(400, "invalid", "Enter a valid NHS number of 10 digits, like 944 930 4130", ["q"])
         return [("subject:identifier", f"{NHS_NUMBER_SYSTEM}|{digits}")]

@@ -100,7 +100,7 @@ class SharedRecordSearchForm(forms.Form):
     def clean_q(self) -> dict[str, str]:
         value = self.cleaned_data["q"].strip()
         digits = re.sub(r"[\s-]", "", value)
-        if digits.isdigit() and len(digits) <= 12:
+        if digits.isascii() and digits.isdigit() and len(digits) <= 12:
             if not nhs_number_is_valid(digits):
                 raise forms.ValidationError("Enter a valid NHS number: 10 digits, like 943 476 5919")
             return {"nhs_number": digits}

@@ -184,7 +184,7 @@ def _await(message: Message, answer: http.Answer) -> None:
 
 def _retry_after(answer: http.Answer) -> float | None:
     value = answer.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def _answered(message: Message) -> Message:

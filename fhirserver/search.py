@@ -399,7 +399,7 @@ def search_page(
 def _count(value: str | None) -> int:
     if value is None:
         return settings.FHIR_SEARCH_DEFAULT_COUNT
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise FHIRError(400, "invalid", f"_count must be a whole number, not {value!r}.", ["_count"])
     return min(int(value), settings.FHIR_SEARCH_MAX_COUNT)
 

@@ -24,7 +24,8 @@ def resource_current(*, node: Node, resource_type: str, logical_id: str) -> Reso
 def resource_version(*, node: Node, resource_type: str, logical_id: str, version_id: str) -> ResourceVersion:
     """Return one version; 404 when there is no such version, 410 when it is a deletion."""
     record = _record(node, resource_type, logical_id)
-    version = record.versions.filter(version_id=int(version_id)).first() if version_id.isdigit() else None
+    number = int(version_id) if version_id.isascii() and version_id.isdigit() else None
+    version = record.versions.filter(version_id=number).first() if number is not None else None
     if version is None:
         raise FHIRError(404, "not-found", f"{resource_type}/{logical_id} has no version {version_id!r}.")
     if not version.text:
@@ -56,12 +57,12 @@ def history_page(
             raise FHIRError(400, "invalid", "_since must be an instant with a time zone.", ["_since"])
         versions = versions.filter(last_updated__gt=moment)
     if cursor:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit()):
             raise FHIRError(400, "invalid", "_cursor comes from a history Bundle's next link.", ["_cursor"])
         versions = versions.filter(pk__lt=int(cursor))
     size = settings.FHIR_SEARCH_DEFAULT_COUNT
     if count:
-        if not count.isdigit():
+        if not (count.isascii() and count.isdigit()):
             raise FHIRError(400, "invalid", "_count must be a whole number.", ["_count"])
         size = min(int(count), settings.FHIR_SEARCH_MAX_COUNT)
     page = list(versions.order_by("-pk")[: size + 1])

@@ -11,7 +11,7 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
 from fhirserver import nhs
 from fhirserver.errors import FHIRError, Issue
-from fhirserver.registry import model_class
+from fhirserver.registry import is_resource_type, model_class
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -57,8 +57,13 @@ def validate_resource(content: object, *, resource_type: str, logical_id: str | 
 
 
 def _parse(content: dict, resource_type: str) -> FHIRAbstractModel:
+    wrong = list(_resource_types_wrong(content, resource_type, top=True))
+    if wrong:
+        raise FHIRError(400, "structure", "", issues=wrong)
     try:
         return model_class(resource_type).model_validate(content)
+    except (TypeError, KeyError) as exc:  # a shape fhir.resources' own validators do not expect
+        raise FHIRError(400, "structure", f"The {resource_type} could not be read: {exc}.") from exc
     except pydantic.ValidationError as exc:
         issues = [
             Issue(
@@ -69,6 +74,25 @@ def _parse(content: dict, resource_type: str) -> FHIRAbstractModel:
             for error in exc.errors()
         ]
         raise FHIRError(400, "structure", "", issues=issues) from exc
+
+
+def _resource_types_wrong(value: object, path: str, top: bool = False) -> Iterator[Issue]:
+    """Issues for each resource held inside this one (contained, a Bundle's entries, a
+    Parameters' parts) whose resourceType is not the name of a type this server knows."""
+    if isinstance(value, dict):
+        kind = value.get("resourceType")
+        if not top and "resourceType" in value and not (isinstance(kind, str) and is_resource_type(kind)):
+            yield Issue(
+                "structure",
+                f"resourceType must name a FHIR resource type, not {kind!r}.",
+                [f"{path}.resourceType"],
+            )
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                yield from _resource_types_wrong(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _resource_types_wrong(item, f"{path}[{index}]")
 
 
 def _plain_message(message: str) -> str:

@@ -126,6 +126,8 @@ class Web:
             sys.executable,
             "-m",
             "gunicorn",
+            "--config",
+            "python:dmed.gunicorn_conf",
             "dmed.wsgi",
             "--bind",
             f"127.0.0.1:{port}",

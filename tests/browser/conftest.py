@@ -88,12 +88,19 @@ def sign_in(browser, live_server, request):
     from nodes.demo import demo_password
 
     contexts = []
+    blocked: list[str] = []  # what the Content-Security-Policy refused, on any page of the test
 
     def open_as(username: str, **options):
         options = {"viewport": {"width": 1200, "height": 900}} | options
         context = browser.new_context(base_url=live_server.url, **options)
         context.set_default_timeout(10_000)
         contexts.append(context)
+        context.on(
+            "console",
+            lambda message: (
+                blocked.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         page = context.new_page()
         page.goto("/accounts/login/")
         page.get_by_label("Username").fill(username)
@@ -102,6 +109,7 @@ def sign_in(browser, live_server, request):
         page.wait_for_url(re.compile(r"^(?!.*accounts/login).*$"))
         return page
 
+    open_as.blocked = blocked
     yield open_as
     failed = getattr(request.node, "report_call", None)
     for number, context in enumerate(contexts):
@@ -109,6 +117,8 @@ def sign_in(browser, live_server, request):
             for page in context.pages:
                 screenshot(page, f"failed-{request.node.name}-{number}")
         context.close()
+    if failed is not None and not failed.failed:
+        assert blocked == [], "the Content-Security-Policy refused something on these screens"
 
 
 def screenshot(page, name: str) -> Path:

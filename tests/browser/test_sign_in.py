@@ -29,3 +29,18 @@ def test_a_signed_in_prescriber_sees_their_practice_and_not_another_node(sign_in
     response = page.goto("/pharmacy-peer-to-peer/worklist")
     assert response.status == 404
     assert "Page not found" in page.inner_text("h1")
+
+
+def test_the_content_security_policy_lets_the_screens_work_and_blocks_an_injected_script(sign_in, nodes):
+    """Every browser test fails on a CSP violation (the sign_in fixture listens to the console);
+    here, the positive control: a script injected into a working screen is refused, and said so."""
+    page = sign_in("pharmacist-peer-to-peer")
+    assert page.evaluate("typeof window.htmx") == "object"  # the site's own scripts run
+    assert page.evaluate("document.body.classList.contains('js-enabled')")
+    assert sign_in.blocked == []
+    injected = "<img src='/static/none.png' onerror='window.ran = 1'>"
+    with page.expect_console_message(lambda m: "Content Security Policy" in m.text, timeout=10_000):
+        page.evaluate(f"document.body.insertAdjacentHTML('beforeend', \"{injected}\")")
+    assert page.evaluate("window.ran") is None
+    assert any("inline event handler" in text for text in sign_in.blocked), sign_in.blocked
+    sign_in.blocked.clear()  # seen: this test's own violation is not the screens'

@@ -32,6 +32,8 @@ class Command(BaseCommand):
                 python,
                 "-m",
                 "gunicorn",
+                "--config",
+                "python:dmed.gunicorn_conf",
                 "dmed.wsgi",
                 "--bind",
                 f"{host}:{port}",

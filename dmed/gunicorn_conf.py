@@ -1,0 +1,44 @@
+"""gunicorn's settings for dmed (`gunicorn -c python:dmed.gunicorn_conf dmed.wsgi`).
+
+gunicorn answers some requests itself, before Django sees them: a request line over the limit
+(414), headers too large (431), a malformed request (400). Its own answer is an HTML page; a FHIR
+client expects an OperationOutcome, and for a long search the hint to POST it to _search. So its
+error writer is replaced by one that writes an OperationOutcome (gunicorn calls it as
+`util.write_error(sock, status, reason, message)`)."""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn import util
+
+limit_request_line = 8190  # gunicorn's largest; longer searches go by POST _search
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+HINTS = {
+    414: "The request line is too long. Send a long search as POST [base]/[type]/_search with the "
+    "parameters in an application/x-www-form-urlencoded body.",
+    431: "The request's headers are too large.",
+}
+
+
+def write_outcome(sock, status_int: int, reason: str, mesg: str) -> None:
+    diagnostics = HINTS.get(status_int) or f"{reason}: {mesg}".rstrip(": ")
+    code = {414: "too-long", 431: "too-long"}.get(
+        status_int, "structure" if status_int < 500 else "exception"
+    )
+    body = json.dumps(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin1")
+    util.write_nonblock(sock, head + body)
+
+
+util.write_error = write_outcome
