@@ -42,3 +42,26 @@ def write_outcome(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 util.write_error = write_outcome
+
+
+def gunicorn_command(bind: str, *, workers: int = 2, threads: int = 8) -> list[str]:
+    """The command that runs the web app under gunicorn with these settings, as `make demo` does
+    (and the tests and benchmarks that go through gunicorn)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:dmed.gunicorn_conf",
+        "dmed.wsgi",
+        "--bind",
+        bind,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        "5",
+    ]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import resolve_url
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
@@ -53,6 +53,30 @@ def idle_sign_out(get_response: Callable[[HttpRequest], HttpResponse]) -> Callab
                     return response
             elif not polled:
                 request.session["active"] = now
+        return get_response(request)
+
+    return middleware
+
+
+def refuse_nul(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """A NUL character in the query string or path (%00) is no one's data, and no database stores
+    it: answer 400 before any view takes it to a query (FHIR paths with an OperationOutcome)."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.GET.items()):
+            if "/fhir" in request.path:
+                outcome = {
+                    "resourceType": "OperationOutcome",
+                    "issue": [
+                        {
+                            "severity": "error",
+                            "code": "invalid",
+                            "diagnostics": "The request holds a NUL character.",
+                        }
+                    ],
+                }
+                return JsonResponse(outcome, status=400, content_type="application/fhir+json")
+            return HttpResponseBadRequest("The request holds a NUL character.", content_type="text/plain")
         return get_response(request)
 
     return middleware

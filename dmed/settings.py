@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "dmed.middleware.no_store",
+    "dmed.middleware.refuse_nul",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -54,6 +55,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "dmed.middleware.vary_on_htmx",
     "dmed.middleware.idle_sign_out",
+    "nodes.auditing.screen_audit",
     "axes.middleware.AxesMiddleware",  # last: it answers a locked-out sign-in
 ]
 
@@ -157,6 +159,10 @@ FHIR_MAX_BODY_BYTES = env_int("FHIR_MAX_BODY_BYTES", 5 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FHIR_MAX_BODY_BYTES
 # Off only for a closed network: then any caller may use any node's FHIR API.
 FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
+# AuditEvent for every access (off only to measure what it costs: benchmarks/audit.py); a read's
+# event waits in a buffer that is written this often (0: at once).
+AUDIT_ENABLED = env_bool("AUDIT_ENABLED", True)
+AUDIT_FLUSH_SECONDS = env_float("AUDIT_FLUSH_SECONDS", 0.5)
 # SMART Backend Services: how long an access token from /<node>/oauth/token lasts.
 SMART_ACCESS_TOKEN_SECONDS = env_int("SMART_ACCESS_TOKEN_SECONDS", 300)
 FHIR_SEARCH_DEFAULT_COUNT = env_int("FHIR_SEARCH_DEFAULT_COUNT", 20)

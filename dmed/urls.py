@@ -30,6 +30,7 @@ urlpatterns = [
     path("<slug:node>/fhir/", include("fhirserver.urls")),
     path("<slug:node>/notifications", NotificationView.as_view(), name="notifications"),
     path("<slug:node>/", node_views.node_home, name="node-home"),
+    path("<slug:node>/audit", node_views.audit_page, name="audit"),
     # Screens: each app's under the node's own path (the views check the node's kind and the role).
     path("<slug:node>/", include("prescribing.urls")),
     path("<slug:node>/", include("dispensing.urls")),

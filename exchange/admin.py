@@ -28,6 +28,9 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    class Media:
+        css = {"all": ["dmed/admin.css"]}
+
     list_display = [
         "id",
         "node",
@@ -55,8 +58,10 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def coloured_status(self, message: Message) -> str:
-        colour = {"pending": "#005eb8", "delivered": "#007f3b", "dead": "#d5281b"}[message.status]
-        return format_html('<strong style="color:{}">{}</strong>', colour, message.get_status_display())
+        # Coloured by static/dmed/admin.css: the Content-Security-Policy allows no inline style.
+        return format_html(
+            '<strong class="dmed-status-{}">{}</strong>', message.status, message.get_status_display()
+        )
 
     @admin.action(description="Requeue the selected dead messages")
     def requeue(self, request, queryset) -> None:

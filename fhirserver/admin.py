@@ -13,7 +13,7 @@ from fhirserver.models import Resource, ResourceVersion
 def _pretty(text: str) -> str:
     if not text:
         return "(deleted)"
-    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(json.loads(text), indent=2))
+    return format_html("<pre>{}</pre>", json.dumps(json.loads(text), indent=2))
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,7 +43,9 @@ class VersionInline(admin.TabularInline):
 class ResourceAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "node", "resource_type", "version_id", "last_updated", "deleted"]
     list_filter = ["node", "resource_type", "deleted"]
-    search_fields = ["logical_id", "tokens__code"]
+    # An AuditEvent is found by the patient's NHS number, the client_id or username of its agent,
+    # or a resource it touched (Type/id): the values of its reference index.
+    search_fields = ["logical_id", "tokens__code", "references__id_value", "references__target_id"]
     list_select_related = ["node"]
     date_hierarchy = "last_updated"
     fields = ["node", "resource_type", "logical_id", "version_id", "last_updated", "deleted", "content"]

@@ -85,7 +85,11 @@ def _resource(resource_type: str) -> dict:
         **({"extension": extensions} if extensions else {}),
         "type": resource_type,
         **({"operation": operations} if operations else {}),
-        "interaction": [{"code": code} for code in TYPE_INTERACTIONS],
+        "interaction": [
+            {"code": code}
+            for code in TYPE_INTERACTIONS
+            if not (resource_type == "AuditEvent" and code in ("update", "delete"))  # never changed
+        ],
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": True,

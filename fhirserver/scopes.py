@@ -108,6 +108,8 @@ def needs(method: str, path: str, params: list[tuple[str, str]]) -> list[Need]:
     if not is_resource_type(kind):
         return []  # answered 404 by the view
     rest = parts[1:]
+    if kind == "AuditEvent" and method in ("PUT", "PATCH", "DELETE"):
+        raise FHIRError(405, "not-supported", "An AuditEvent is never changed or deleted.")
     if rest and rest[-1].startswith("$"):
         return [Need(kind, OPERATIONS.get(rest[-1], "u"))]
     if not rest:

@@ -68,6 +68,8 @@ def matching(
     """Return this node's live resources of the type matching every parameter (repeats AND)."""
     queryset = Resource.objects.filter(node=node, resource_type=resource_type, deleted=False)
     for name, value in params:
+        if "\x00" in name or "\x00" in value:  # no database stores it, and no FHIR string holds it
+            raise FHIRError(400, "invalid", "A search parameter may not contain the NUL character.", [name])
         if name in RESULT_PARAMETERS:
             continue
         condition = _condition(node, resource_type, name, value, base)

@@ -62,6 +62,16 @@ BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
             definition=GROUP_IDENTIFIER_URL,
         ),
     ),
+    "AuditEvent": (
+        _p("date", "date", "recorded"),
+        _p("agent", "reference", "agent.who", doc="Who did it: an API client or a user (by identifier)."),
+        _p("entity", "reference", "entity.what", doc="A resource it touched."),
+        _p("patient", "reference", "entity.what", _PATIENT, doc="The patient whose record it touched."),
+        _p("type", "token", "type"),
+        _p("subtype", "token", "subtype"),
+        _p("action", "token", "action"),
+        _p("outcome", "token", "outcome"),
+    ),
     "MedicationDispense": (
         _p("status", "token", "status"),
         _p("code", "token", "medicationCodeableConcept"),

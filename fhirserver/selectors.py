@@ -44,10 +44,14 @@ def history_page(
     count: str | None = None,
     cursor: str | None = None,
 ) -> tuple[list[ResourceVersion], str | None]:
-    """Return versions newest first (of a node, a type or one resource) and the next page's cursor."""
+    """Return versions newest first (of a node, a type or one resource) and the next page's cursor.
+    A node's history leaves out its AuditEvents (one per request: they would bury every change);
+    AuditEvent/_history and a search show them."""
     versions = ResourceVersion.objects.filter(node=node).select_related("resource")
     if resource_type:
         versions = versions.filter(resource_type=resource_type)
+    else:
+        versions = versions.exclude(resource_type="AuditEvent")
     if logical_id:
         versions = versions.filter(resource=_record(node, resource_type, logical_id))
     if since:

@@ -57,7 +57,7 @@ def validate_resource(content: object, *, resource_type: str, logical_id: str | 
 
 
 def _parse(content: dict, resource_type: str) -> FHIRAbstractModel:
-    wrong = list(_resource_types_wrong(content, resource_type, top=True))
+    wrong = list(_shape_problems(content, resource_type, top=True))
     if wrong:
         raise FHIRError(400, "structure", "", issues=wrong)
     try:
@@ -76,10 +76,14 @@ def _parse(content: dict, resource_type: str) -> FHIRAbstractModel:
         raise FHIRError(400, "structure", "", issues=issues) from exc
 
 
-def _resource_types_wrong(value: object, path: str, top: bool = False) -> Iterator[Issue]:
+def _shape_problems(value: object, path: str, top: bool = False) -> Iterator[Issue]:
     """Issues for each resource held inside this one (contained, a Bundle's entries, a
-    Parameters' parts) whose resourceType is not the name of a type this server knows."""
-    if isinstance(value, dict):
+    Parameters' parts) whose resourceType is not the name of a type this server knows, and for
+    any string holding NUL."""
+    if isinstance(value, str):
+        if "\x00" in value:  # FHIR strings hold no control characters, and no database stores NUL
+            yield Issue("structure", "A string may not contain the NUL character.", [path])
+    elif isinstance(value, dict):
         kind = value.get("resourceType")
         if not top and "resourceType" in value and not (isinstance(kind, str) and is_resource_type(kind)):
             yield Issue(
@@ -88,11 +92,13 @@ def _resource_types_wrong(value: object, path: str, top: bool = False) -> Iterat
                 [f"{path}.resourceType"],
             )
         for key, item in value.items():
-            if isinstance(item, dict | list):
-                yield from _resource_types_wrong(item, f"{path}.{key}")
+            if "\x00" in key:
+                yield Issue("structure", "An element name may not contain the NUL character.", [path])
+            elif isinstance(item, dict | list | str):
+                yield from _shape_problems(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _resource_types_wrong(item, f"{path}[{index}]")
+            yield from _shape_problems(item, f"{path}[{index}]")
 
 
 def _plain_message(message: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, JsonResponse
@@ -12,13 +13,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fhirserver import bundles, http, scopes, selectors, services, smart, transactions, triggers
+from fhirserver import audit, bundles, http, scopes, selectors, services, smart, transactions, triggers
 from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
 from fhirserver.models import Resource
 from fhirserver.registry import is_resource_type
 from nodes.models import Node
+
+logger = logging.getLogger(__name__)
 
 
 class FHIRView(APIView):
@@ -38,6 +41,51 @@ class FHIRView(APIView):
         if not self.public:
             here = request.path.removeprefix(f"/{self.node.slug}/fhir")
             self.allow(scopes.needs(request.method, here, _pairs(request.query_params)))
+
+    def finalize_response(self, request: Request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        node = getattr(self, "node", None)
+        if node is not None and not self.public:
+            try:
+                self.audit(request, response, node)
+            except Exception:  # the answer stands; the missing AuditEvent is logged
+                logger.exception("could not audit %s %s", request.method, request.path)
+        return response
+
+    def audit(self, request: Request, response, node: Node) -> None:
+        """One AuditEvent for this interaction, its outcome whatever it was (401 and 403 too)."""
+        here = request.path.removeprefix(f"/{node.slug}/fhir")
+        body = request.data if request.method in ("POST", "PUT") and response.status_code < 400 else None
+        subtype = audit.interaction(request.method, here, body) if here != request.path else "operation"
+        if not subtype:
+            return
+        parts = [part for part in here.strip("/").split("/") if part]
+        what = [f"{parts[0]}/{parts[1]}"] if len(parts) >= 2 and not parts[1].startswith(("_", "$")) else []
+        location = response.headers.get("Location", "")
+        if location and not what:
+            what = ["/".join(location.removeprefix(self.base + "/").split("/")[:2])]
+        query = request.META.get("QUERY_STRING", "")
+        data = getattr(response, "data", None)  # an engine's relayed answer is a plain HttpResponse
+        failed = data if response.status_code >= 400 and isinstance(data, dict) else {}
+        audit.record(
+            audit.Access(
+                node_id=node.pk,
+                node_ods=node.ods_code,
+                node_name=node.name,
+                subtype=subtype,
+                action=audit.INTERACTIONS[subtype],
+                status=response.status_code,
+                agent=audit.client_agent(getattr(request, "auth", None)),
+                address=request.META.get("REMOTE_ADDR", ""),
+                what=what,
+                patients=audit.patients_of(body) + audit.patients_searched(query),
+                query=query if subtype.startswith(("search", "history")) else "",
+                text=data if isinstance(data, str) else "",
+                description=next(
+                    (i.get("diagnostics", "") for i in failed.get("issue", []) if isinstance(i, dict)), ""
+                ),
+            )
+        )
 
     def allow(self, needs: list[scopes.Need]) -> None:
         """Refuse (403) what the client's scopes do not grant."""

@@ -5,6 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from fhirserver.selectors import resource_counts
+from nodes.access import Role, member_view
+from nodes.audit_trail import AuditSearchForm, audit_trail
 from nodes.selectors import membership_for_user, nodes_for_user
 
 # Where a member of each kind of node starts.
@@ -35,3 +37,13 @@ def node_home(request: HttpRequest, node: str) -> HttpResponse:
         "counts": resource_counts(node=membership.node),
     }
     return render(request, "nodes/node_home.html", context)
+
+
+@member_view("", see=(Role.ADMINISTRATOR,))
+def audit_page(request: HttpRequest, node) -> HttpResponse:
+    """The node's audit trail: who saw or changed what, through the screens and the API."""
+    form = AuditSearchForm(request.GET or None)
+    rows = audit_trail(node=node, **form.cleaned_data) if form.is_valid() else []
+    if not form.is_bound:
+        rows = audit_trail(node=node)
+    return render(request, "nodes/audit.html", {"node": node, "form": form, "rows": rows})

@@ -38,8 +38,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 
 @pytest.fixture(autouse=True)
 def fast_passwords(settings) -> None:
-    """The demo seed hashes every demo user's password; a fast hasher keeps the tests quick."""
+    """The demo seed hashes every demo user's password; a fast hasher keeps the tests quick.
+    AuditEvents are written at once, inside each test's own database transaction (the buffer's
+    thread has a test of its own, through gunicorn)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.AUDIT_FLUSH_SECONDS = 0
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from fhirserver.models import Resource, ResourceVersion
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM
 from nodes.models import Node
 from nodes.services import api_client_issue
@@ -45,6 +46,15 @@ def make_medication_request(**overrides) -> dict:
     return resource
 
 
+def make_patient(nhs_number: str = "9449304130", family: str = "Audit") -> dict:
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": nhs_number}],
+        "name": [{"family": family, "given": ["Ann"]}],
+        "birthDate": "1980-01-01",
+    }
+
+
 def identifier_query(resource: dict) -> str:
     """Return the If-None-Exist / search value for the resource's first identifier."""
     identifier = resource["identifier"][0]
@@ -61,3 +71,12 @@ def make_node(slug: str, kind: str, ods_code: str, name: str) -> Node:
 def bearer(slug: str) -> dict[str, str]:
     """Return the Authorization header of a node's test API client."""
     return {"Authorization": f"Bearer {slug}-token"}
+
+
+def stored():
+    """What the nodes hold apart from their own audit trail (every request leaves an AuditEvent)."""
+    return Resource.objects.exclude(resource_type="AuditEvent")
+
+
+def stored_versions():
+    return ResourceVersion.objects.exclude(resource_type="AuditEvent")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from dmed.gunicorn_conf import gunicorn_command
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -122,20 +124,7 @@ class Web:
     def __init__(self, port: int, workers: int = 1, **env: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.env = os.environ | {"DATABASE_URL": live_database_url(), **env}
-        self.command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            "python:dmed.gunicorn_conf",
-            "dmed.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            "4",
-        ]
+        self.command = gunicorn_command(f"127.0.0.1:{port}", workers=workers, threads=4)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Web:

@@ -82,9 +82,11 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def sign_in(browser, live_server, request):
+def sign_in(browser, live_server, transactional_db, request):
     """Open a fresh browser context signed in as a demo user: sign_in("prescriber") -> page
-    (context options, such as device_scale_factor, may follow the username)."""
+    (context options, such as device_scale_factor, may follow the username). Its pages close
+    before the database is emptied after the test: a screen still polling then would take locks
+    the emptying waits for (a deadlock on PostgreSQL)."""
     from nodes.demo import demo_password
 
     contexts = []

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from fhirserver.models import Resource, ResourceVersion
+from fhirserver.models import Resource
 from fhirserver.nhs import NHS_NUMBER_SYSTEM
-from tests.factories import bearer, identifier_query, make_medication_request
+from tests.factories import bearer, identifier_query, make_medication_request, stored, stored_versions
 
 FHIR_JSON = "application/fhir+json"
 
@@ -102,7 +102,7 @@ def test_transaction_stores_a_patient_and_a_request_whose_references_to_its_full
 
 def test_transaction_whose_last_entry_is_invalid_leaves_nothing_behind(client, store):
     create(client, make_medication_request())
-    resources, versions = Resource.objects.count(), ResourceVersion.objects.count()
+    resources, versions = stored().count(), stored_versions().count()
     patient_url = urn()
     response = post_bundle(
         client,
@@ -118,7 +118,7 @@ def test_transaction_whose_last_entry_is_invalid_leaves_nothing_behind(client, s
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] == "code-invalid"
     assert outcome["issue"][0]["diagnostics"].startswith("Bundle.entry[2]")
-    assert (Resource.objects.count(), ResourceVersion.objects.count()) == (resources, versions)
+    assert (stored().count(), stored_versions().count()) == (resources, versions)
 
 
 def test_transaction_entry_whose_resource_is_not_the_type_of_its_url_fails_the_transaction(client, store):
@@ -132,7 +132,7 @@ def test_transaction_entry_whose_resource_is_not_the_type_of_its_url_fails_the_t
     )
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["Bundle.entry[1].resource.resourceType"]
-    assert not Resource.objects.exists()
+    assert not stored().exists()
 
 
 def test_conditional_create_in_a_transaction_answers_the_existing_resource_and_references_point_to_it(
@@ -253,7 +253,7 @@ def test_put_with_a_stale_if_match_fails_the_transaction_and_changes_nothing(cli
     existing = create(client, make_medication_request())
     path = f"/store/fhir/MedicationRequest/{existing['id']}"
     client.put(path, json.dumps(existing | {"status": "on-hold"}), content_type=FHIR_JSON)
-    resources = Resource.objects.count()
+    resources = stored().count()
     response = post_bundle(
         client,
         bundle(
@@ -269,7 +269,7 @@ def test_put_with_a_stale_if_match_fails_the_transaction_and_changes_nothing(cli
     )
     assert response.status_code == 412
     assert response.json()["issue"][0]["code"] == "conflict"
-    assert Resource.objects.count() == resources
+    assert stored().count() == resources
     current = client.get(path).json()
     assert (current["meta"]["versionId"], current["status"]) == ("2", "on-hold")
 
@@ -287,16 +287,16 @@ def test_batch_answers_each_entry_on_its_own(client, store):
     assert response.status_code == 200
     body = response.json()
     assert body["type"] == "batch-response"
-    stored, invalid, missing = body["entry"]
-    assert stored["response"]["status"] == "201 Created"
-    assert client.get(f"/store/fhir/{stored['response']['location']}").status_code == 200
+    created, invalid, missing = body["entry"]
+    assert created["response"]["status"] == "201 Created"
+    assert client.get(f"/store/fhir/{created['response']['location']}").status_code == 200
     assert invalid["response"]["status"] == "400 Bad Request"
     assert invalid["response"]["outcome"]["resourceType"] == "OperationOutcome"
     assert invalid["response"]["outcome"]["issue"][0]["expression"] == ["MedicationRequest.status"]
     assert "resource" not in invalid
     assert missing["response"]["status"] == "404 Not Found"
     assert missing["response"]["outcome"]["issue"][0]["code"] == "not-found"
-    assert Resource.objects.count() == 1
+    assert stored().count() == 1
 
 
 def test_batch_refuses_an_entry_without_a_method_or_with_one_not_implemented_in_that_entry(client, store):
@@ -388,7 +388,7 @@ def test_a_malformed_transaction_entry_fails_the_transaction_with_an_outcome_not
     response = post_bundle(client, bundle("transaction", entry("POST", "Patient", make_patient()), bad_entry))
     assert 400 <= response.status_code < 500
     assert response.json()["resourceType"] == "OperationOutcome"
-    assert not Resource.objects.exists()
+    assert not stored().exists()
 
 
 @pytest.mark.parametrize("path", ["/store/fhir", "/store/fhir/"])
@@ -413,7 +413,7 @@ def test_the_base_needs_a_token_for_this_node(client, store, broker):
     assert (
         client.post("/store/fhir", body, content_type=FHIR_JSON, headers=bearer("store")).status_code == 200
     )
-    assert not Resource.objects.exclude(node=store).exists()
+    assert not stored().exclude(node=store).exists()
 
 
 def test_capability_statement_lists_batch_and_transaction(client, store):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fhirserver.models import Resource
-from tests.factories import make_medication_request
+from tests.factories import make_medication_request, stored
 
 FHIR_JSON = "application/fhir+json"
 
@@ -37,7 +37,7 @@ def test_malformed_json_is_400_invalid(client, node):
     issue = outcome(response)["issue"][0]
     assert issue["code"] == "invalid"
     assert "line 1 column" in issue["diagnostics"]
-    assert not Resource.objects.exists()
+    assert not stored().exists()
 
 
 def test_missing_resource_type_is_400(client, node):
@@ -64,7 +64,7 @@ def test_structurally_invalid_resource_is_400_with_each_path(client, node):
     expressions = {e for issue in outcome(response)["issue"] for e in issue["expression"]}
     assert "MedicationRequest.colour" in expressions
     assert "MedicationRequest.dispenseRequest.quantity.value" in expressions
-    assert not Resource.objects.exists()
+    assert not stored().exists()
 
 
 def test_missing_required_element_is_400_required(client, node):
@@ -166,7 +166,7 @@ def test_second_resource_with_the_same_business_identifier_is_409(client, node):
     assert response.status_code == 409
     issue = outcome(response)["issue"][0]
     assert (issue["code"], issue["expression"]) == ("duplicate", ["MedicationRequest.identifier"])
-    assert Resource.objects.count() == 1
+    assert stored().count() == 1
 
 
 def test_wrong_content_type_is_415(client, node):
@@ -206,7 +206,7 @@ def test_body_over_the_limit_is_413(client, node, settings):
     response = post(client, "/store/fhir/MedicationRequest", body)
     assert response.status_code == 413
     assert outcome(response)["issue"][0]["code"] == "too-long"
-    assert not Resource.objects.exists()
+    assert not stored().exists()
 
 
 def test_update_with_an_id_not_matching_the_url_is_400(client, node):

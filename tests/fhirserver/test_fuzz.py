@@ -12,10 +12,9 @@ import requests
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fhirserver.models import Resource, ResourceVersion
 from tests.eps import example_files, medication_resources
 from tests.exchange.partner import free_port
-from tests.factories import make_node
+from tests.factories import make_node, stored, stored_versions
 from tests.processes import Web
 
 TOKEN = {"Authorization": "Bearer fuzz-token"}
@@ -58,7 +57,7 @@ def web(gunicorn, transactional_db):
 
 
 def counts() -> tuple[int, int]:
-    return Resource.objects.filter(node__slug="fuzz").count(), ResourceVersion.objects.count()
+    return stored().filter(node__slug="fuzz").count(), stored_versions().count()
 
 
 def answered(response: requests.Response, before: tuple[int, int]) -> None:
@@ -166,6 +165,8 @@ PARAM_NAMES = (
     post=st.booleans(),
 )
 @example(kind="MedicationRequest", params=[("_id", ",".join(f"id-{n:04}" for n in range(2000)))], post=False)
+@example(kind="MedicationRequest", params=[("_id", "\x00")], post=False)  # found on PostgreSQL: a 500
+@example(kind="MedicationRequest", params=[("status", "\x00")], post=True)
 def test_hostile_searches_are_answered_without_a_500(web, kind, params, post):
     before = counts()
     if post:
@@ -206,3 +207,27 @@ def test_hostile_headers_are_answered_without_a_500(web, content_type, if_match,
     before = counts()
     response = requests.post(f"{web.url}/fuzz/fhir/Patient", data=body, headers=headers, timeout=30)
     answered(response, before)
+
+
+def test_nul_characters_are_refused_with_their_path_in_bodies_and_queries(web):
+    """PostgreSQL stores no NUL: a resource or a query holding one is a 400, never a 500."""
+    before = counts()
+    body = {"resourceType": "Patient", "name": [{"family": "Jo\u0000nes"}]}
+    answer = requests.post(
+        f"{web.url}/fuzz/fhir/Patient",
+        json=body,
+        headers=TOKEN | {"Content-Type": "application/fhir+json"},
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["expression"] == ["Patient.name[0].family"]
+    answered(answer, before)
+    screen = requests.get(f"{web.url}/accounts/login/", params={"next": "\x00"}, timeout=30)
+    assert screen.status_code == 400
+    fine = requests.post(  # the positive control: the same resource without it is stored
+        f"{web.url}/fuzz/fhir/Patient",
+        json={"resourceType": "Patient", "name": [{"family": "Jones"}]},
+        headers=TOKEN | {"Content-Type": "application/fhir+json"},
+        timeout=30,
+    )
+    assert fine.status_code == 201

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from fhirserver.models import Resource
-from tests.factories import bearer, identifier_query, make_medication_request
+from tests.factories import bearer, identifier_query, make_medication_request, stored
 
 FHIR_JSON = "application/fhir+json"
 
@@ -119,13 +118,13 @@ def test_conditional_create_returns_the_existing_resource(client, store):
     second = create(client, body, **{"If-None-Exist": identifier_query(body)})
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
-    assert Resource.objects.count() == 1
+    assert stored().count() == 1
 
 
 def test_conditional_create_with_an_unsupported_parameter_is_refused(client, store):
     response = create(client, make_medication_request(), **{"If-None-Exist": "colour=blue"})
     assert response.status_code == 400
-    assert not Resource.objects.exists()
+    assert not stored().exists()
 
 
 @pytest.mark.parametrize(
@@ -233,4 +232,4 @@ def test_conditional_create_may_put_its_search_on_the_url(client, store):
     first = client.post(url, json.dumps(body), content_type=FHIR_JSON)
     second = client.post(url, json.dumps(body), content_type=FHIR_JSON)
     assert (first.status_code, second.status_code) == (201, 200)
-    assert Resource.objects.count() == 1
+    assert stored().count() == 1

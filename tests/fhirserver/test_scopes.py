@@ -8,10 +8,9 @@ import json
 import pytest
 from django.test import Client
 
-from fhirserver.models import Resource
 from fhirserver.services import resource_create
 from nodes.services import api_client_issue
-from tests.factories import make_medication_request
+from tests.factories import make_medication_request, stored
 
 FHIR_JSON = "application/fhir+json"
 
@@ -140,16 +139,16 @@ def test_post_search_checks_the_types_its_body_reaches(store, held):
 
 def test_a_transaction_with_one_entry_out_of_scope_is_refused_whole(store, held):
     client = holding(store, "system/Patient.c")
-    before = Resource.objects.filter(node=store).count()
+    before = stored().filter(node=store).count()
     refused = client.post(
         "/store/fhir", bundle("transaction", post("Patient"), post("Practitioner")), content_type=FHIR_JSON
     )
     assert refused.status_code == 403
     assert "Bundle.entry[1]" in refused.json()["issue"][0]["diagnostics"]
-    assert Resource.objects.filter(node=store).count() == before
+    assert stored().filter(node=store).count() == before
     done = client.post("/store/fhir", bundle("transaction", post("Patient")), content_type=FHIR_JSON)
     assert done.status_code == 200
-    assert Resource.objects.filter(node=store).count() == before + 1
+    assert stored().filter(node=store).count() == before + 1
 
 
 def test_a_batch_answers_an_out_of_scope_entry_403_and_does_the_rest(store, held):

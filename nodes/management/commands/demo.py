@@ -10,6 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dmed.gunicorn_conf import gunicorn_command
 from nodes.demo import NODES, USERS, demo_api_token, demo_password
 
 # A worker or beat that stops is started again, unless it stops this often (then all stop).
@@ -28,23 +29,7 @@ class Command(BaseCommand):
             raise CommandError(f"{host}:{port} is already in use: stop what runs there, or pass --port.")
         python = sys.executable
         commands = {
-            "web": [
-                python,
-                "-m",
-                "gunicorn",
-                "--config",
-                "python:dmed.gunicorn_conf",
-                "dmed.wsgi",
-                "--bind",
-                f"{host}:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "8",
-                "--graceful-timeout",
-                "5",
-                "--preload",
-            ],
+            "web": [*gunicorn_command(f"{host}:{port}"), "--preload"],
             "worker": [
                 python,
                 "-m",
