@@ -33,7 +33,7 @@ def screen_audit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callabl
                 status=response.status_code,
                 agent=audit.user_agent(request.user),
                 address=request.META.get("REMOTE_ADDR", ""),
-                patients=[kwargs["nhs_number"]] if "nhs_number" in kwargs else [],
+                patients=_patients(request, kwargs),
                 identifiers=[(PRESCRIPTION_ID_SYSTEM, kwargs["prescription_id"].upper())]
                 if "prescription_id" in kwargs
                 else [],
@@ -44,3 +44,10 @@ def screen_audit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callabl
         return response
 
     return middleware
+
+
+def _patients(request: HttpRequest, kwargs: dict) -> list[str]:
+    """The NHS number a screen was about: in its URL, or searched for or registered in its form."""
+    given = kwargs.get("nhs_number") or request.GET.get("nhs_number") or request.POST.get("nhs_number") or ""
+    digits = "".join(str(given).split())
+    return [digits] if digits.isascii() and digits.isdigit() and len(digits) == 10 else []
