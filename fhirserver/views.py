@@ -59,7 +59,8 @@ class FHIRView(APIView):
         subtype = audit.interaction(request.method, here, body) if here != request.path else "operation"
         if not subtype:
             return
-        parts = [part for part in here.strip("/").split("/") if part]
+        # A path outside the FHIR base (a notification endpoint) names no resource.
+        parts = [part for part in here.strip("/").split("/") if part] if here != request.path else []
         what = [f"{parts[0]}/{parts[1]}"] if len(parts) >= 2 and not parts[1].startswith(("_", "$")) else []
         location = response.headers.get("Location", "")
         if location and not what:

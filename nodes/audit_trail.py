@@ -17,6 +17,8 @@ from fhirserver.search import matching
 from nodes.models import Node
 
 SHOWN = 100
+# An outcome in the words of the search form: 4 is a refusal (the caller's fault), 8 a failure.
+WORDS = {"0": "Succeeded", "4": "Refused", "8": "Failed", "12": "Failed"}
 
 
 class AuditSearchForm(forms.Form):
@@ -25,7 +27,7 @@ class AuditSearchForm(forms.Form):
     outcome = forms.ChoiceField(
         label="Outcome",
         required=False,
-        choices=[("", "Any"), ("0", "Succeeded"), ("4", "Refused"), ("8", "Failed")],
+        choices=[("", "Any"), *((code, word) for code, word in WORDS.items() if code != "12")],
     )
 
     def clean_nhs_number(self) -> str:
@@ -86,7 +88,7 @@ def _row(event: dict) -> AuditRow:
         if identifier
         else agent.get("display", ""),
         what=f"{kind}: {subtype.replace('-', ' ')}",
-        outcome=audit.OUTCOMES.get(event.get("outcome", ""), "").capitalize(),
+        outcome=WORDS.get(event.get("outcome", ""), ""),
         failed=event.get("outcome") != "0",
         patients=patients,
         about=[a for a in about if a],

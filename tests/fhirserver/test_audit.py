@@ -204,3 +204,11 @@ def test_reads_are_audited_through_the_buffer_within_a_second_under_gunicorn(liv
         assert events(store)[-1]["subtype"][0]["code"] == "read"
     finally:
         web.stop()
+
+
+def test_a_call_outside_the_fhir_base_is_an_operation_that_names_no_resource(client, store):
+    answer, left = after(store, lambda: client.get("/store/notifications"))
+    assert answer.status_code == 405  # notifications are posted
+    (event,) = left
+    assert (event["subtype"][0]["code"], event["outcome"]) == ("operation", "4")
+    assert entities(event) == []  # not "store/notifications"
