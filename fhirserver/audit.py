@@ -18,6 +18,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -74,7 +75,7 @@ class Access:
     query: str = ""
     text: str = ""  # a resource read or written: its patient is found at flush time
     description: str = ""
-    when: object = None
+    when: datetime = field(default_factory=timezone.now)  # the access, not the buffer's flush
 
 
 def client_agent(client) -> dict:
@@ -153,7 +154,7 @@ def audit_event(access: Access) -> dict:
         "type": event_type,
         "subtype": [subtype],
         "action": access.action,
-        "recorded": (access.when or timezone.now()).isoformat(timespec="milliseconds"),
+        "recorded": access.when.isoformat(timespec="milliseconds"),
         "outcome": code,
         "outcomeDesc": access.description or f"HTTP {access.status} ({OUTCOMES[code]})",
         "agent": [agent],
