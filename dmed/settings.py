@@ -193,6 +193,9 @@ FHIR_SUBSCRIPTION_TOPICS = "exchange.topics.TOPICS"
 # Hosts that Subscription notifications may be sent to (a subscription elsewhere is refused).
 SUBSCRIPTION_ENDPOINT_HOSTS = env_list("SUBSCRIPTION_ENDPOINT_HOSTS", ["127.0.0.1", "localhost"])
 FHIR_DELETE_HANDLERS = {"Subscription": ["exchange.subscriptions.subscription_deleted"]}
+# Types whose resources belong to the API client that made them (fhirserver/owners.py): only it
+# may change or delete one, and only it reads these elements, which others get redacted.
+FHIR_OWNED_TYPES = {"Subscription": ["channel.header"]}
 # Where this deployment is reached from outside (absolute URLs in notifications).
 DMED_PUBLIC_URL = env_str("DMED_PUBLIC_URL", env_str("DMED_DEMO_URL", "http://127.0.0.1:8000")).rstrip("/")
 

@@ -81,9 +81,17 @@ def _resource(resource_type: str) -> dict:
             {"url": TOPIC_CANONICAL, "valueCanonical": url}
             for url in import_string(settings.FHIR_SUBSCRIPTION_TOPICS)
         ]
+    owned = settings.FHIR_OWNED_TYPES.get(resource_type)
+    documentation = (
+        "Belongs to the API client that creates it: only that client may update or delete it, "
+        f"and others read it without {', '.join(owned)} (tagged REDACTED)."
+        if owned
+        else ""
+    )
     return {
         **({"extension": extensions} if extensions else {}),
         "type": resource_type,
+        **({"documentation": documentation} if documentation else {}),
         **({"operation": operations} if operations else {}),
         "interaction": [
             {"code": code}

@@ -23,6 +23,10 @@ class Resource(models.Model):
     # The JSON text served on read: the resource as received, with id and meta set by us.
     # Empty while deleted.
     text = models.TextField(blank=True)
+    # The API client that created it, for the types it owns (FHIR_OWNED_TYPES: fhirserver/owners.py).
+    owner = models.ForeignKey(
+        "nodes.ApiClient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [

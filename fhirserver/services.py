@@ -14,7 +14,7 @@ from fhirserver.errors import FHIRError
 from fhirserver.indexing import clear_index, index_resource, token_values
 from fhirserver.models import UNIQUE_IDENTIFIER_TYPES, Resource, ResourceVersion, TokenIndex
 from fhirserver.validation import ID_PATTERN, validate_resource
-from nodes.models import Node
+from nodes.models import ApiClient, Node
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,10 @@ def resource_create(
     content: dict,
     if_none_exist: str | None = None,
     logical_id: str | None = None,
+    owner: ApiClient | None = None,
 ) -> WriteResult:
-    """Store a new resource with a server-assigned id, unless If-None-Exist finds one."""
+    """Store a new resource with a server-assigned id, unless If-None-Exist finds one; `owner`
+    is the API client it belongs to, for an owned type (fhirserver/owners.py)."""
     validate_resource(content, resource_type=resource_type)
     if if_none_exist:
         existing = conditional_match(node, resource_type, if_none_exist)
@@ -41,7 +43,10 @@ def resource_create(
         with transaction.atomic():
             # A transaction assigns ids before writing, so its entries can refer to each other.
             record = Resource(
-                node=node, resource_type=resource_type, logical_id=logical_id or str(uuid.uuid4())
+                node=node,
+                resource_type=resource_type,
+                logical_id=logical_id or str(uuid.uuid4()),
+                owner=owner,
             )
             _write_version(record, content, method="POST")
     except IntegrityError:
@@ -61,8 +66,10 @@ def resource_update(
     logical_id: str,
     content: dict,
     if_match: str | None = None,
+    owner: ApiClient | None = None,
 ) -> WriteResult:
-    """Store a new version of a resource, or create it with this id (update as create)."""
+    """Store a new version of a resource, or create it with this id (update as create, which
+    gives it `owner`)."""
     if not ID_PATTERN.match(logical_id):
         raise FHIRError(400, "invalid", f"{logical_id!r} is not a valid FHIR id.")
     validate_resource(content, resource_type=resource_type, logical_id=logical_id)
@@ -80,6 +87,8 @@ def resource_update(
                 record = Resource(node=node, resource_type=resource_type, logical_id=logical_id)
             else:
                 version_check(record, if_match)
+            if created:
+                record.owner = owner
             _write_version(record, content, method="PUT")
     except IntegrityError:
         if _holds_identifier_of_another(node, resource_type, logical_id, content):

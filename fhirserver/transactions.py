@@ -12,7 +12,7 @@ from http import HTTPStatus
 from django.db import transaction
 from django.utils import timezone
 
-from fhirserver import bundles, scopes, search, selectors, services, triggers
+from fhirserver import bundles, scopes, search, selectors, triggers
 from fhirserver.errors import FHIRError, operation_outcome
 from fhirserver.jsonio import RawJSON
 from fhirserver.models import Resource, ResourceVersion
@@ -410,8 +410,12 @@ def _perform(
         )
         return _written(taken.record, taken.status, base)
     if entry.method == "DELETE":
-        record = services.resource_delete(
-            node=node, resource_type=entry.resource_type, logical_id=entry.logical_id, if_match=entry.if_match
+        record = triggers.delete(
+            node=node,
+            caller=caller,
+            resource_type=entry.resource_type,
+            logical_id=entry.logical_id,
+            if_match=entry.if_match,
         )
         return {"response": {"status": _status(204), **_version(record)}}
     if entry.query is not None:

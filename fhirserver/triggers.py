@@ -17,7 +17,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from fhirserver import jsonio, scopes, services
+from fhirserver import jsonio, owners, scopes, services
 from fhirserver.models import Resource
 from fhirserver.validation import validate_resource
 from nodes.models import ApiClient, Node
@@ -88,6 +88,7 @@ def create(
         content=content,
         if_none_exist=if_none_exist,
         logical_id=logical_id,
+        owner=owners.owner_for(resource_type, caller.client),
     )
     return Taken(result.resource, 201 if result.created else 200)
 
@@ -101,7 +102,10 @@ def update(
     content: dict,
     if_match: str | None = None,
 ) -> Taken:
-    """Update through the API: a trigger's service, or else a plain store."""
+    """Update through the API: a trigger's service, or else a plain store. An owned resource
+    is changed only by its owner."""
+    if owners.owned(resource_type):
+        owners.change_check(_current(node, resource_type, logical_id), caller.client)
     if _handlers(resource_type):
         record = Resource.objects.filter(
             node=node, resource_type=resource_type, logical_id=logical_id, deleted=False
@@ -116,9 +120,29 @@ def update(
         if action is not None:
             return action()
     result = services.resource_update(
-        node=node, resource_type=resource_type, logical_id=logical_id, content=content, if_match=if_match
+        node=node,
+        resource_type=resource_type,
+        logical_id=logical_id,
+        content=content,
+        if_match=if_match,
+        owner=owners.owner_for(resource_type, caller.client),
     )
     return Taken(result.resource, 201 if result.created else 200)
+
+
+def delete(
+    *, node: Node, caller: Caller, resource_type: str, logical_id: str, if_match: str | None = None
+) -> Resource:
+    """Delete through the API: an owned resource only by its owner."""
+    if owners.owned(resource_type):
+        owners.change_check(_current(node, resource_type, logical_id), caller.client)
+    return services.resource_delete(
+        node=node, resource_type=resource_type, logical_id=logical_id, if_match=if_match
+    )
+
+
+def _current(node: Node, resource_type: str, logical_id: str) -> Resource | None:
+    return Resource.objects.filter(node=node, resource_type=resource_type, logical_id=logical_id).first()
 
 
 def _action(write: Write) -> Callable[[], Taken] | None:

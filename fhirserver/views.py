@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fhirserver import audit, bundles, http, scopes, selectors, services, smart, transactions, triggers
+from fhirserver import audit, bundles, http, owners, scopes, selectors, smart, transactions, triggers
 from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
@@ -45,6 +45,9 @@ class FHIRView(APIView):
     def finalize_response(self, request: Request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         node = getattr(self, "node", None)
+        if node is not None and response.status_code < 300 and getattr(response, "data", None):
+            # Every resource answered passes here: what its owner alone may read is taken out.
+            response.data = owners.answer_redacted(response.data, node=node, client=request.auth)
         if node is not None and not self.public:
             try:
                 self.audit(request, response, node)
@@ -207,8 +210,9 @@ class InstanceView(FHIRView):
         return self.written(request, taken.record, taken.status)
 
     def delete(self, request: Request, node: str, resource_type: str, logical_id: str) -> Response:
-        record = services.resource_delete(
+        record = triggers.delete(
             node=self.node,
+            caller=triggers.Caller(request.auth),
             resource_type=resource_type,
             logical_id=logical_id,
             if_match=request.headers.get("If-Match"),

@@ -9,7 +9,7 @@ import json
 from django.db import transaction
 
 from dispensing import services as dispensing
-from exchange.models import Message, ReceivedEvent
+from exchange.models import Message, Partner, ReceivedEvent
 from fhirserver import services
 from fhirserver.models import Resource
 from prescribing import services as prescribing
@@ -96,8 +96,12 @@ def test_seeding_again_subscribes_once_and_revives_one_turned_off(nodes, worker,
     wait_for(lambda: subscribed(broker), message="the subscriptions at the broker")
     to_pharmacy = Subscription.objects.get(node=broker, resource_type="MedicationRequest")
     url = f"{live_server.url}/broker/fhir/Subscription/{to_pharmacy.resource.logical_id}"
-    token = {"Authorization": f"Bearer {demo_api_token('broker')}"}
+    # Only the pharmacy, whose subscription it is, may turn it off (the broker's demo token may not).
+    pharmacy = Partner.objects.get(node=nodes["pharmacy-shared-record-events"], role=Partner.Role.BROKER)
+    token = {"Authorization": f"Bearer {pharmacy.token}"}
     current = requests.get(url, headers=token, timeout=10).json()
+    others = {"Authorization": f"Bearer {demo_api_token('broker')}"}
+    assert requests.put(url, json={**current, "status": "off"}, headers=others, timeout=10).status_code == 403
     assert requests.put(url, json={**current, "status": "off"}, headers=token, timeout=10).ok
     to_pharmacy.refresh_from_db()
     assert to_pharmacy.status == "off"
