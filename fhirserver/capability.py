@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from fhirserver.registry import FHIR_VERSION, RESOURCE_TYPES
-from fhirserver.searchparams import BY_TYPE, params_for
+from fhirserver.searchparams import params_for, reference_params
 from fhirserver.smart import token_url
 from nodes.models import Node
 
@@ -108,9 +108,8 @@ def _resource(resource_type: str) -> dict:
         "searchInclude": [f"{resource_type}:{p.code}" for p in params if p.type == "reference"],
         "searchRevInclude": [
             f"{source}:{p.code}"
-            for source, source_params in BY_TYPE.items()
-            for p in source_params
-            if p.type == "reference" and (not p.targets or resource_type in p.targets)
+            for source, p in reference_params()
+            if not p.targets or resource_type in p.targets
         ],
         "searchParam": search_params,
     }

@@ -147,3 +147,38 @@ class ReferenceIndex(models.Model):
     def __str__(self) -> str:
         target = f"{self.target_type}/{self.target_id}" if self.target_id else self.url
         return f"{self.param}={target or f'{self.id_system}|{self.id_value}'}"
+
+
+class NumberIndex(models.Model):
+    """A number search value."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="numbers")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    param = models.CharField(max_length=64)
+    value = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "resource_type", "param", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.param}={self.value}"
+
+
+class QuantityIndex(models.Model):
+    """A quantity search value: the number with its unit system, code and unit text."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="quantities")
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64)
+    param = models.CharField(max_length=64)
+    value = models.FloatField()
+    system = models.CharField(max_length=255, blank=True)
+    code = models.CharField(max_length=255, blank=True)
+    unit = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["node", "resource_type", "param", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.param}={self.value}|{self.system}|{self.code}"

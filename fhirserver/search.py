@@ -7,6 +7,7 @@ import binascii
 import operator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from functools import reduce
 from urllib.parse import parse_qsl
 
@@ -18,7 +19,16 @@ from django.utils import timezone
 from fhirserver import jsonio
 from fhirserver.dates import EARLIEST, LATEST, date_range
 from fhirserver.errors import FHIRError
-from fhirserver.models import DateIndex, ReferenceIndex, Resource, StringIndex, TokenIndex
+from fhirserver.indexing import TABLE_OF, text_param
+from fhirserver.models import (
+    DateIndex,
+    NumberIndex,
+    QuantityIndex,
+    ReferenceIndex,
+    Resource,
+    StringIndex,
+    TokenIndex,
+)
 from fhirserver.registry import is_resource_type
 from fhirserver.searchparams import SearchParam, normalise, params_for
 
@@ -33,15 +43,20 @@ RESULT_PARAMETERS = {
     "_revinclude",
     "_format",
     "_cursor",
+    "_include:iterate",
+    "_revinclude:iterate",
 }
 MODIFIERS = {
-    "token": {"", "not"},
-    "uri": {""},
-    "string": {"", "exact", "contains"},
-    "date": {""},
-    "reference": {"", "identifier"},
+    "token": {"", "not", "text", "missing"},
+    "uri": {"", "above", "below", "missing"},
+    "string": {"", "exact", "contains", "missing"},
+    "date": {"", "missing"},
+    "reference": {"", "identifier", "missing"},
+    "number": {"", "missing"},
+    "quantity": {"", "missing"},
 }
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
+MAX_ITERATIONS = 3  # how deep _include:iterate and _revinclude:iterate go
 SORTABLE = {"date", "string", "token"}
 MAX_INCLUDES = 1000
 
@@ -91,7 +106,9 @@ def unsupported(resource_type: str, params: list[tuple[str, str]]) -> list[str]:
     return [
         name
         for name, _ in params
-        if name not in RESULT_PARAMETERS and _parameter(resource_type, name) is None
+        if name not in RESULT_PARAMETERS
+        and not name.startswith("_has:")
+        and _parameter(resource_type, name) is None
     ]
 
 
@@ -114,6 +131,8 @@ def _parameter(resource_type: str, name: str) -> tuple[SearchParam, str, str | N
 
 
 def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q | None:
+    if name.startswith("_has:"):
+        return _has(node, resource_type, name, value)
     parsed = _parameter(resource_type, name)
     if parsed is None:
         return None
@@ -121,6 +140,8 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
     values = _split(value)
     if not values:
         raise FHIRError(400, "invalid", f"Search parameter {name!r} has no value.", [name])
+    if modifier == "missing":
+        return _missing(node, resource_type, param, name, value)
     if param.code == "_id":
         return Q(logical_id__in=values)
     if param.code == "_lastUpdated":
@@ -132,11 +153,21 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
             .filter(_chain(node, param, modifier, chain, value))
             .values("resource_id")
         )
+    if param.type == "token" and modifier == "text":
+        table = StringIndex.objects.filter(**{**rows, "param": text_param(param.code)})
+        return Q(pk__in=table.filter(_any(_string(v, "") for v in values)).values("resource_id"))
     if param.type in ("token", "uri"):
-        matches = TokenIndex.objects.filter(**rows).filter(_any(_token(v, param.type) for v in values))
+        matches = TokenIndex.objects.filter(**rows).filter(
+            _any(_token(v, param.type, modifier) for v in values)
+        )
         if modifier == "not":
             return ~Q(pk__in=matches.values("resource_id"))
         return Q(pk__in=matches.values("resource_id"))
+    if param.type in ("number", "quantity"):
+        table = (NumberIndex if param.type == "number" else QuantityIndex).objects.filter(**rows)
+        return Q(
+            pk__in=table.filter(_any(_number(v, name, param.type) for v in values)).values("resource_id")
+        )
     if param.type == "string":
         table = StringIndex.objects.filter(**rows)
         return Q(pk__in=table.filter(_any(_string(v, modifier) for v in values)).values("resource_id"))
@@ -176,8 +207,17 @@ def _any(conditions) -> Q:
     return reduce(operator.or_, conditions)
 
 
-def _token(value: str, kind: str) -> Q:
-    """Match a token: system|code, code, system| or |code."""
+def _token(value: str, kind: str, modifier: str = "") -> Q:
+    """Match a token: system|code, code, system| or |code; a uri as it is, or (:below) any
+    under it, or (:above) any it is under."""
+    if kind == "uri" and modifier == "below":
+        return Q(code__startswith=value)
+    if kind == "uri" and modifier == "above":
+        return Q(
+            code__in=[
+                value[:end] for end in range(1, len(value) + 1) if end == len(value) or value[end] == "/"
+            ]
+        )
     if "|" not in value or kind == "uri":
         return Q(code=value)
     system, code = value.split("|", 1)
@@ -186,6 +226,74 @@ def _token(value: str, kind: str) -> Q:
     if system:
         return Q(system=system)
     return Q(system="", code=code)
+
+
+def _missing(node, resource_type: str, param: SearchParam, name: str, value: str) -> Q:
+    """`:missing=true`: resources with no value for the parameter; `false`: those with one."""
+    if value not in ("true", "false"):
+        raise FHIRError(400, "invalid", f"{name} takes true or false, not {value!r}.", [name])
+    if not param.expression:
+        return Q(pk__in=[]) if value == "true" else Q()
+    table = TABLE_OF[param.type].objects.filter(node=node, resource_type=resource_type, param=param.code)
+    present = Q(pk__in=table.values("resource_id"))
+    return ~present if value == "true" else present
+
+
+def _number(value: str, name: str, kind: str) -> Q:
+    """Compare a number (or a quantity's, with its system and code when given) as R4 3.1.1.5.6
+    says: eq means within the precision the value is written with."""
+    number, _, unit = value.partition("|")
+    prefix = number[:2] if number[:2] in DATE_PREFIXES else "eq"
+    text = number[2:] if number[:2] in DATE_PREFIXES else number
+    try:
+        exact = Decimal(text)
+    except InvalidOperation:
+        raise FHIRError(400, "invalid", f"{text!r} is not a number for {name}.", [name]) from None
+    if not exact.is_finite():
+        raise FHIRError(400, "invalid", f"{text!r} is not a number for {name}.", [name])
+    half = Decimal(5).scaleb(exact.as_tuple().exponent - 1)
+    low, high, at = float(exact - half), float(exact + half), float(exact)
+    conditions = {
+        "eq": Q(value__gte=low, value__lt=high),
+        "ne": ~Q(value__gte=low, value__lt=high),
+        "gt": Q(value__gt=at),
+        "lt": Q(value__lt=at),
+        "ge": Q(value__gte=at),
+        "le": Q(value__lte=at),
+        "sa": Q(value__gt=at),
+        "eb": Q(value__lt=at),
+        "ap": Q(value__gte=at - abs(at) * 0.1, value__lte=at + abs(at) * 0.1),
+    }
+    condition = conditions[prefix]
+    if kind == "quantity" and unit:
+        system, _, code = unit.partition("|") if "|" in unit else ("", "", unit)
+        if system:
+            condition &= Q(system=system)
+        if code:
+            condition &= Q(code=code) | Q(unit=code) if not system else Q(code=code)
+    return condition
+
+
+def _has(node, resource_type: str, name: str, value: str) -> Q:
+    """Reverse chaining: `_has:Type:param:rest=value` matches what a Type that matches
+    `rest=value` refers to through `param` (rest may be another _has)."""
+    parts = name.split(":", 3)
+    if len(parts) != 4 or not is_resource_type(parts[1]):
+        raise FHIRError(
+            400,
+            "invalid",
+            f"{name} should read _has:Type:parameter:search, e.g. _has:Observation:patient:code.",
+            [name],
+        )
+    _, source_type, code, rest = parts
+    param = params_for(source_type).get(code)
+    if param is None or param.type != "reference":
+        raise FHIRError(400, "not-supported", f"{source_type} has no reference parameter {code!r}.", [name])
+    sources = matching(node=node, resource_type=source_type, params=[(rest, value)], strict=True)
+    refs = ReferenceIndex.objects.filter(
+        node=node, resource_type=source_type, param=code, resource__in=sources
+    ).filter(Q(target_type=resource_type) | Q(target_type=""))
+    return Q(logical_id__in=refs.values("target_id"))
 
 
 def _string(value: str, modifier: str) -> Q:
@@ -265,8 +373,14 @@ def _chain(node, param: SearchParam, modifier: str, chain: str, value: str) -> Q
             "invalid",
             f"Name the target type to chain through {param.code}, e.g. {param.code}:Patient.{chain}.",
         )
+    chained = chain.split(".")[0].split(":")[0]
+    supported = [t for t in target_types if chained in params_for(t) or chained.startswith("_has")]
+    if not supported:
+        raise FHIRError(
+            400, "not-supported", f"No type {param.code} can point to has a parameter {chained!r}.", [chain]
+        )
     condition = Q(pk__in=[])
-    for target_type in target_types:
+    for target_type in supported:
         targets = matching(node=node, resource_type=target_type, params=[(chain, value)], strict=True)
         condition |= Q(target_type=target_type, target_id__in=targets.values("logical_id"))
         # A logical reference (by identifier, no id) reaches the targets holding that identifier.
@@ -412,28 +526,49 @@ def _count(value: str | None) -> int:
 def _includes(
     node, resource_type: str, rows: list[Resource], params: list[tuple[str, str]]
 ) -> list[Resource]:
+    """The resources _include and _revinclude bring; the :iterate forms apply again to what
+    they brought, MAX_ITERATIONS deep."""
+    asked = [(name, value) for name, value in params if name.split(":")[0] in ("_include", "_revinclude")]
+    for name, value in asked:
+        _include_params(name, value)  # refuse one that names no reference parameter, even with no rows
     found: dict[int, Resource] = {}
     shown = {r.pk for r in rows}
-    for name, value in params:
-        if name not in ("_include", "_revinclude"):
-            continue
-        source_type, _, rest = value.partition(":")
-        code, _, target_type = rest.partition(":")
-        param = params_for(source_type).get(code) if is_resource_type(source_type) else None
-        if param is None or param.type != "reference":
-            raise FHIRError(400, "not-supported", f"{name}={value} names no reference parameter.", [name])
-        if not rows:
-            continue
-        if name == "_include":
-            if source_type != resource_type:
+    sources, first = rows, True
+    for _ in range(MAX_ITERATIONS):
+        brought: list[Resource] = []
+        for name, value in asked:
+            if not first and not name.endswith(":iterate"):
                 continue
-            included = _forward(node, param, [r.pk for r in rows], target_type)
-        else:
-            included = _reverse(node, source_type, param, rows)
-        for record in included[:MAX_INCLUDES]:
-            if record.pk not in shown:
-                found.setdefault(record.pk, record)
+            for source_type, param, target_type in _include_params(name, value):
+                if name.startswith("_include"):
+                    pks = [r.pk for r in sources if r.resource_type == source_type]
+                    brought += _forward(node, param, pks, target_type) if pks else []
+                elif sources:
+                    brought += _reverse(node, source_type, param, sources)
+        sources = []
+        for record in brought:
+            if record.pk not in shown and record.pk not in found and len(found) < MAX_INCLUDES:
+                found[record.pk] = record
+                sources.append(record)
+        first = False
+        if not sources:
+            break
     return list(found.values())
+
+
+def _include_params(name: str, value: str) -> list[tuple[str, SearchParam, str]]:
+    """(source type, reference parameter, target type or "") of an _include or _revinclude value:
+    Type:param, Type:param:Target, or Type:* for every reference parameter of the type."""
+    source_type, _, rest = value.partition(":")
+    code, _, target_type = rest.partition(":")
+    if is_resource_type(source_type) and code == "*":
+        return [
+            (source_type, p, target_type) for p in params_for(source_type).values() if p.type == "reference"
+        ]
+    param = params_for(source_type).get(code) if is_resource_type(source_type) else None
+    if param is None or param.type != "reference":
+        raise FHIRError(400, "not-supported", f"{name}={value} names no reference parameter.", [name])
+    return [(source_type, param, target_type)]
 
 
 def _forward(node, param: SearchParam, source_pks: list[int], target_type: str) -> list[Resource]:

@@ -1,149 +1,282 @@
-"""The search parameters this server supports, and the values a resource gives each of them."""
+"""The search parameters this server supports, and the values a resource gives each of them.
+
+Every standard R4 parameter (hl7.fhir.r4.core 4.0.1's SearchParameter definitions, CC0, trimmed
+into data/search-parameters.json) on every stored type, and dmed's own (CUSTOM). A parameter's
+FHIRPath is evaluated with fhirpathpy on the R4 model; `.where(resolve() is T)` is not evaluated
+(nothing is resolved at write time) but kept as the types a reference may point to."""
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from functools import cache
+from pathlib import Path
+
+import fhirpathpy
+from fhirpathpy.models import models as fhirpath_models
 
 from fhirserver.dates import EARLIEST, LATEST, date_range
-from fhirserver.registry import model_class
+from fhirserver.registry import RESOURCE_TYPES
 
 GROUP_IDENTIFIER_URL = "https://dmed.example/fhir/SearchParameter/MedicationRequest-group-identifier"
+DEFINITIONS = Path(__file__).resolve().parent / "data" / "search-parameters.json"
+# The types of parameter indexed here (composite and special are not yet).
+INDEXED_TYPES = ("token", "string", "date", "reference", "uri", "number", "quantity")
+# Parameters kept by the server's own columns, not by an index table.
+COLUMNS = {"_id": "logical_id", "_lastUpdated": "last_updated"}
+
+_NO_CORE_IDENTIFIER = ["AdverseEvent", "BiologicallyDerivedProduct", "CatalogEntry", "ObservationDefinition"]
+# dmed's own parameters, declared with their canonical URLs.
+CUSTOM = (
+    {
+        "url": GROUP_IDENTIFIER_URL,
+        "code": "group-identifier",
+        "base": ["MedicationRequest"],
+        "type": "token",
+        "expression": "MedicationRequest.groupIdentifier",
+        "description": "The Prescription ID shared by a prescription's line items (not in R4 core).",
+    },
+    {
+        "url": "https://dmed.example/fhir/SearchParameter/identifier",
+        "code": "identifier",
+        "base": _NO_CORE_IDENTIFIER,
+        "type": "token",
+        "expression": " | ".join(f"{t}.identifier" for t in _NO_CORE_IDENTIFIER),
+        "description": "A business identifier (R4 core has no identifier parameter for this type).",
+    },
+)
 
 
 @dataclass(frozen=True)
 class SearchParam:
     code: str
-    type: str  # token | string | date | reference | uri
-    path: str  # dotted path into the resource's JSON, "" for the server's own columns
-    targets: tuple[str, ...] = ()
+    type: str  # token | string | date | reference | uri | number | quantity
+    expression: str  # FHIRPath of this type's parts only; "" for the server's own columns
+    targets: tuple[str, ...] = ()  # the types a reference parameter may point to
     documentation: str = ""
-    definition: str = ""  # canonical URL; set for parameters that are not in R4 core
+    definition: str = ""  # its canonical URL
 
 
-def _p(code: str, type_: str, path: str, targets: tuple[str, ...] = (), doc: str = "", **kw) -> SearchParam:
-    return SearchParam(code, type_, path, targets, doc, **kw)
-
-
-_PATIENT = ("Patient",)
-_AGENT = ("Practitioner", "PractitionerRole", "Organization", "Patient", "RelatedPerson", "Device")
-
-COMMON = (
-    _p("_id", "token", "", doc="The resource's logical id."),
-    _p("_lastUpdated", "date", "", doc="When the resource last changed here."),
-)
-
-BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
-    "MedicationRequest": (
-        _p("status", "token", "status"),
-        _p("intent", "token", "intent"),
-        _p("category", "token", "category"),
-        _p("code", "token", "medicationCodeableConcept", doc="The medication's code (SNOMED CT / dm+d)."),
-        _p("medication", "reference", "medicationReference", ("Medication",)),
-        _p("subject", "reference", "subject", ("Patient", "Group")),
-        _p("patient", "reference", "subject", _PATIENT),
-        _p("requester", "reference", "requester", _AGENT),
-        _p("authoredon", "date", "authoredOn"),
-        _p(
-            "intended-dispenser",
-            "reference",
-            "dispenseRequest.performer",
-            ("Organization",),
-            doc="The nominated pharmacy.",
-        ),
-        _p(
-            "group-identifier",
-            "token",
-            "groupIdentifier",
-            doc="The Prescription ID shared by a prescription's line items (not in R4 core).",
-            definition=GROUP_IDENTIFIER_URL,
-        ),
-    ),
-    "AuditEvent": (
-        _p("date", "date", "recorded"),
-        _p("agent", "reference", "agent.who", doc="Who did it: an API client or a user (by identifier)."),
-        _p("entity", "reference", "entity.what", doc="A resource it touched."),
-        _p("patient", "reference", "entity.what", _PATIENT, doc="The patient whose record it touched."),
-        _p("type", "token", "type"),
-        _p("subtype", "token", "subtype"),
-        _p("action", "token", "action"),
-        _p("outcome", "token", "outcome"),
-    ),
-    "MedicationDispense": (
-        _p("status", "token", "status"),
-        _p("code", "token", "medicationCodeableConcept"),
-        _p("medication", "reference", "medicationReference", ("Medication",)),
-        _p("subject", "reference", "subject", ("Patient", "Group")),
-        _p("patient", "reference", "subject", _PATIENT),
-        _p("prescription", "reference", "authorizingPrescription", ("MedicationRequest",)),
-        _p("performer", "reference", "performer.actor", _AGENT),
-        _p("whenhandedover", "date", "whenHandedOver"),
-        _p("whenprepared", "date", "whenPrepared"),
-    ),
-    "Patient": (
-        _p("name", "string", "name"),
-        _p("family", "string", "name.family"),
-        _p("given", "string", "name.given"),
-        _p("birthdate", "date", "birthDate"),
-        _p("gender", "token", "gender"),
-    ),
-    "Practitioner": (_p("name", "string", "name"),),
-    "Organization": (_p("name", "string", "name|alias"),),
-    "ConceptMap": (
-        _p("url", "uri", "url"),
-        _p("version", "token", "version"),
-        _p("name", "string", "name"),
-        _p("status", "token", "status"),
-        _p("source-system", "uri", "group.source", doc="A system mapped from (R4: source-system)."),
-        _p("target-system", "uri", "group.target", doc="A system mapped to (R4: target-system)."),
-    ),
-    "Subscription": (
-        _p("status", "token", "status"),
-        _p("criteria", "string", "criteria"),
-        _p("url", "uri", "channel.endpoint"),
-    ),
-}
+@cache
+def _definitions() -> tuple[dict, ...]:
+    return (*json.loads(DEFINITIONS.read_text())["parameters"], *CUSTOM)
 
 
 @cache
 def params_for(resource_type: str) -> dict[str, SearchParam]:
     """Return the search parameters of a resource type by code."""
-    params = {p.code: p for p in COMMON}
-    if "identifier" in model_class(resource_type).model_fields:
-        params["identifier"] = _p("identifier", "token", "identifier", doc="A business identifier.")
-    params.update((p.code, p) for p in BY_TYPE.get(resource_type, ()))
-    return params
+    params: dict[str, SearchParam] = {}
+    for definition in _definitions():
+        bases = definition["base"]
+        if resource_type not in bases and not ({"Resource", "DomainResource"} & set(bases)):
+            continue
+        if definition["type"] not in INDEXED_TYPES:
+            continue
+        code = definition["code"]
+        expression = (
+            "" if code in COLUMNS else _parts_for(definition.get("expression", ""), resource_type, bases)
+        )
+        if not expression and code not in COLUMNS:
+            continue
+        params[code] = SearchParam(
+            code=code,
+            type=definition["type"],
+            expression=expression,
+            targets=_targets(expression, tuple(definition.get("target", ()))),
+            documentation=_described(definition.get("description", ""), resource_type),
+            definition=definition["url"],
+        )
+    return dict(sorted(params.items()))
+
+
+def _targets(expression: str, declared: tuple[str, ...]) -> tuple[str, ...]:
+    """The types a reference parameter may point to: those its parts resolve() to when every
+    part says (clinical-patient declares Group too, but is Patient-only on MedicationRequest)."""
+    resolved = [_RESOLVE_IS.search(part) for part in _union_parts(expression)]
+    if resolved and all(resolved):
+        return tuple(dict.fromkeys(match.group(1) for match in resolved if match))
+    return declared
+
+
+def _described(description: str, resource_type: str) -> str:
+    """The description of a parameter for one type: a shared parameter's line for that type
+    ("* [Type](type.html): what it finds"), or the first line."""
+    lines = [line.strip() for line in description.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(f"* [{resource_type}]("):
+            return line.partition("): ")[2].strip()
+    return lines[0] if lines else ""
+
+
+@cache
+def reference_params() -> tuple[tuple[str, SearchParam], ...]:
+    """Every (source type, reference parameter), for _revinclude."""
+    return tuple(
+        (resource_type, param)
+        for resource_type in RESOURCE_TYPES
+        for param in params_for(resource_type).values()
+        if param.type == "reference"
+    )
+
+
+def _parts_for(expression: str, resource_type: str, bases: list[str]) -> str:
+    """The parts of a union that apply to this type ("Resource.x" applies to every type)."""
+    kept = []
+    for part in _union_parts(expression):
+        head = part.lstrip("(").split(".")[0].split(" ")[0].strip(")")
+        if head == resource_type or (head in ("Resource", "DomainResource") and head in bases):
+            kept.append(part if head == resource_type else part.replace(head, resource_type, 1))
+        elif head not in RESOURCE_TYPES and head not in ("Resource", "DomainResource") and len(bases) == 1:
+            kept.append(part)  # an expression relative to its one base ("name | alias")
+    return " | ".join(kept)
+
+
+def _union_parts(expression: str) -> list[str]:
+    """Split a FHIRPath union at its top level (outside parentheses and quotes)."""
+    parts, depth, quoted, current = [], 0, False, ""
+    for char in expression:
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "([":
+            depth += 1
+        elif not quoted and char in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and char == "|":
+            parts.append(current.strip())
+            current = ""
+            continue
+        current += char
+    if current.strip():
+        parts.append(current.strip())
+    return parts
+
+
+_RESOLVE_IS = re.compile(r"\.where\(resolve\(\) is (\w+)\)\s*$")
+
+
+@cache
+def _compiled(resource_type: str, code: str) -> tuple[tuple[Callable, tuple[str, ...]], ...]:
+    """The compiled parts of a parameter's expression, each with the types its references may
+    point to (from `.where(resolve() is T)`, which is kept as a filter, not evaluated)."""
+    param = params_for(resource_type)[code]
+    compiled = []
+    for part in _union_parts(param.expression):
+        inner = part[1:-1] if part.startswith("(") and part.endswith(")") and _balanced(part[1:-1]) else part
+        match = _RESOLVE_IS.search(inner)
+        targets = (match.group(1),) if match else ()
+        if match:
+            inner = inner[: match.start()]
+        if not inner.startswith(resource_type):
+            inner = f"{resource_type}.{inner}" if not inner.startswith("(") else inner
+        compiled.append((_walker(inner) or fhirpathpy.compile(inner, model=MODEL), targets))
+    return tuple(compiled)
+
+
+MODEL = fhirpath_models["r4"]
+SUBTYPES = {
+    "uri": ("canonical", "url", "oid", "uuid"),
+    "string": ("code", "id", "markdown"),
+    "integer": ("positiveint", "unsignedint"),
+}
+_SIMPLE = re.compile(r"^(\w+(?:\.\w+)+)(?:\s+as\s+(\w+)|\.as\((\w+)\))?$")
+
+
+def _walker(expression: str) -> Callable[[dict], list] | None:
+    """A plain walk over the JSON for a path of element names (a choice element, `as` a type or
+    not, at its end): the same values as fhirpathpy's, at a fraction of the cost. None for any
+    other expression."""
+    match = _SIMPLE.match(expression)
+    if match is None:
+        return None
+    names, cast = match.group(1).split("."), match.group(2) or match.group(3)
+    path, steps = names[0], []
+    for index, name in enumerate(names[1:], start=1):
+        full = f"{path}.{name}"
+        last = index == len(names) - 1
+        if full in MODEL["choiceTypePaths"]:
+            if not last:
+                return None
+            kinds = MODEL["choiceTypePaths"][full]
+            if cast:  # the type asked for, and the types derived from it (a canonical is a uri)
+                wanted = {cast.lower(), *SUBTYPES.get(cast.lower(), ())}
+                kinds = [kind for kind in kinds if kind.lower() in wanted]
+            steps.append(tuple(name + kind[0].upper() + kind[1:] for kind in kinds))
+            break
+        kind = MODEL["path2Type"].get(full)
+        if kind is None or (last and cast):
+            return None
+        steps.append((name,))
+        backbone = kind in ("BackboneElement", "Element") or any(
+            key.startswith(full + ".") for key in _children_of(path)
+        )
+        path = full if backbone else kind
+    return lambda content: _walk(content, steps)
+
+
+@cache
+def _children_of(path: str) -> tuple[str, ...]:
+    prefix = path + "."
+    return tuple(key for key in MODEL["path2Type"] if key.startswith(prefix))
+
+
+def _walk(content: dict, steps: list[tuple[str, ...]]) -> list:
+    current: list = [content]
+    for keys in steps:
+        found: list = []
+        for item in current:
+            if not isinstance(item, dict):
+                continue
+            for key in keys:
+                value = item.get(key)
+                if isinstance(value, list):
+                    found.extend(value)
+                elif value is not None:
+                    found.append(value)
+        current = found
+    return current
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def values_of(
+    resource_type: str, param: SearchParam, content: dict
+) -> Iterator[tuple[object, tuple[str, ...]]]:
+    """Yield each value the parameter finds in a resource, with the types a reference must be."""
+    for evaluate, targets in _compiled(resource_type, param.code):
+        for value in evaluate(content):
+            yield _extension_value(value), targets
+
+
+def _extension_value(value: object) -> object:
+    """An Extension stands for its value[x] (parameters defined on an extension search that)."""
+    if isinstance(value, dict) and "url" in value:
+        for key, inner in value.items():
+            if key.startswith("value") and key[5:6].isupper():
+                return inner
+    return value
 
 
 # Extraction: what a resource gives each parameter, written to the index tables.
 
 
-def values_at(resource: dict, path: str) -> list:
-    """Return the values at a dotted path (alternatives split by |), lists flattened."""
-    found: list = []
-    for alternative in path.split("|"):
-        current: list = [resource]
-        for key in alternative.split("."):
-            step: list = []
-            for item in current:
-                value = item.get(key) if isinstance(item, dict) else None
-                if isinstance(value, list):
-                    step.extend(value)
-                elif value is not None:
-                    step.append(value)
-            current = step
-        found.extend(current)
-    return found
-
-
 def tokens(value: object) -> Iterator[tuple[str, str]]:
-    """Yield (system, code) pairs of a code, Coding, CodeableConcept, Identifier or boolean."""
+    """Yield (system, code) pairs of a code, Coding, CodeableConcept, Identifier, ContactPoint
+    or boolean."""
     if isinstance(value, bool):
         yield "", "true" if value else "false"
-    elif isinstance(value, str | int):
+    elif isinstance(value, str | int | Decimal):
         yield "", str(value)
     elif isinstance(value, dict):
         if "coding" in value:
@@ -155,16 +288,43 @@ def tokens(value: object) -> Iterator[tuple[str, str]]:
             yield value.get("system") or "", str(value["value"])
 
 
+def token_texts(value: object) -> Iterator[str]:
+    """Yield the words a token's `:text` search looks at: a CodeableConcept's text and its
+    codings' display, or a Coding's display."""
+    if isinstance(value, dict):
+        for text in (value.get("text"), value.get("display")):
+            if isinstance(text, str):
+                yield text
+        for coding in value.get("coding") or []:
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+                yield coding["display"]
+
+
 def strings(value: object) -> Iterator[str]:
     """Yield the searchable strings of a string, HumanName or Address."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
-        for key in ("text", "family", "given", "prefix", "suffix", "line", "city", "postalCode"):
+        for key in STRING_PARTS:
             part = value.get(key)
             for item in part if isinstance(part, list) else [part]:
                 if isinstance(item, str):
                     yield item
+
+
+STRING_PARTS = (
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
 
 
 def normalise(text: str) -> str:
@@ -174,11 +334,14 @@ def normalise(text: str) -> str:
 
 
 def date_ranges(value: object) -> Iterator[tuple[datetime, datetime]]:
-    """Yield the [low, high) ranges of a date, dateTime, instant or Period."""
+    """Yield the [low, high) ranges of a date, dateTime, instant, Period or Timing (its events)."""
     if isinstance(value, str):
         found = date_range(value)
         if found:
             yield found
+    elif isinstance(value, dict) and "event" in value:
+        for event in value.get("event") or []:
+            yield from date_ranges(event)
     elif isinstance(value, dict) and ("start" in value or "end" in value):
         start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
         end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
@@ -195,7 +358,10 @@ class ReferenceValue:
 
 
 def references(value: object, targets: tuple[str, ...] = ()) -> Iterator[ReferenceValue]:
-    """Yield what a Reference points at: Type/id, an absolute URL, and/or an identifier."""
+    """Yield what a Reference points at: Type/id, an absolute URL, and/or an identifier; a
+    canonical or uri is a reference by its text."""
+    if isinstance(value, str):
+        value = {"reference": value}
     if not isinstance(value, dict):
         return
     target_type, target_id, url = value.get("type") or "", "", ""
@@ -212,3 +378,42 @@ def references(value: object, targets: tuple[str, ...] = ()) -> Iterator[Referen
         return
     if target_id or url or id_value:
         yield ReferenceValue(target_type, target_id, url, id_system, id_value)
+
+
+def numbers(value: object) -> Iterator[Decimal]:
+    """Yield the number of a decimal, integer or positiveInt."""
+    if isinstance(value, bool):
+        return
+    try:
+        number = Decimal(str(value)) if isinstance(value, int | Decimal | float | str) else None
+    except InvalidOperation:
+        return
+    if number is not None and number.is_finite():
+        yield number
+
+
+@dataclass(frozen=True)
+class QuantityValue:
+    value: Decimal
+    system: str = ""
+    code: str = ""
+    unit: str = ""
+
+
+CURRENCY_SYSTEM = "urn:iso:std:iso:4217"
+
+
+def quantities(value: object) -> Iterator[QuantityValue]:
+    """Yield the Quantity (or Age, Duration, Count, Distance, SimpleQuantity, Money) a value is."""
+    if not isinstance(value, dict) or "value" not in value:
+        return
+    for number in numbers(value["value"]):
+        if "currency" in value:  # Money
+            yield QuantityValue(number, CURRENCY_SYSTEM, str(value["currency"]), str(value["currency"]))
+        else:
+            yield QuantityValue(
+                number,
+                str(value.get("system") or ""),
+                str(value.get("code") or ""),
+                str(value.get("unit") or ""),
+            )

@@ -28,9 +28,15 @@ def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client,
     }
     assert request["conditionalCreate"] is True
     params = {p["name"]: p for p in request["searchParam"]}
+    # Every R4 core parameter of MedicationRequest (hl7.org/fhir/R4/medicationrequest.html#search),
+    # the ones every resource has, and dmed's own.
     assert set(params) == {
         "_id",
         "_lastUpdated",
+        "_tag",
+        "_profile",
+        "_security",
+        "_source",
         "identifier",
         "status",
         "intent",
@@ -42,8 +48,15 @@ def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client,
         "requester",
         "authoredon",
         "intended-dispenser",
+        "intended-performer",
+        "intended-performertype",
+        "encounter",
+        "date",
+        "priority",
         "group-identifier",
     }
+    assert params["patient"]["definition"] == "http://hl7.org/fhir/SearchParameter/clinical-patient"
+    assert params["patient"]["documentation"] == "Returns prescriptions for a specific patient"
     assert params["group-identifier"]["definition"].startswith("https://")
     assert "MedicationRequest:patient" in request["searchInclude"]
     assert "MedicationDispense:prescription" in request["searchRevInclude"]
