@@ -208,12 +208,10 @@ def _walker(expression: str) -> Callable[[dict], list] | None:
             steps.append(tuple(name + kind[0].upper() + kind[1:] for kind in kinds))
             break
         kind = MODEL["path2Type"].get(full)
-        if kind is None or (last and cast):
+        backbone = bool(_children_of(full))  # the model lists a backbone element's children only
+        if (kind is None and not backbone) or (last and cast):
             return None
         steps.append((name,))
-        backbone = kind in ("BackboneElement", "Element") or any(
-            key.startswith(full + ".") for key in _children_of(path)
-        )
         path = full if backbone else kind
     return lambda content: _walk(content, steps)
 
