@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.db import transaction
 
 from fhirserver import jsonio
@@ -16,6 +18,7 @@ from fhirserver.models import (
     TokenIndex,
 )
 from fhirserver.searchparams import (
+    composite_values,
     date_ranges,
     normalise,
     numbers,
@@ -83,55 +86,85 @@ def index_rows(record: Resource, content: dict) -> list:
         TokenIndex(param=param, system=system, code=code, **common)
         for param, system, code in token_values(resource_type, content)
     ]
-    strings_rows, dates_rows, reference_rows, number_rows, quantity_rows = set(), set(), set(), set(), set()
+    keys: set[tuple] = set()  # one row per distinct value
     for param in params_for(resource_type).values():
-        if not param.expression or param.type == "uri":
-            continue
-        for value, targets in values_of(resource_type, param, content):
-            if param.type == "token":
-                strings_rows.update(
-                    (text_param(param.code), normalise(text)[:MAX_LENGTH], text[:MAX_LENGTH])
-                    for text in token_texts(value)
-                )
-            elif param.type == "string":
-                strings_rows.update(
-                    (param.code, normalise(text)[:MAX_LENGTH], text[:MAX_LENGTH]) for text in strings(value)
-                )
-            elif param.type == "date":
-                dates_rows.update((param.code, low, high) for low, high in date_ranges(value))
-            elif param.type == "reference":
-                reference_rows.update((param.code, ref) for ref in references(value, targets))
-            elif param.type == "number":
-                number_rows.update((param.code, float(number)) for number in numbers(value))
-            elif param.type == "quantity":
-                quantity_rows.update((param.code, quantity) for quantity in quantities(value))
-    rows += [StringIndex(param=p, normalised=n, exact=e, **common) for p, n, e in strings_rows]
-    rows += [DateIndex(param=p, low=low, high=high, **common) for p, low, high in dates_rows]
-    rows += [
-        ReferenceIndex(
-            param=param,
-            target_type=ref.target_type[:64],
-            target_id=ref.target_id[:64],
-            url=ref.url[:MAX_LENGTH],
-            id_system=ref.id_system[:MAX_LENGTH],
-            id_value=ref.id_value[:MAX_LENGTH],
-            **common,
-        )
-        for param, ref in reference_rows
-    ]
-    rows += [NumberIndex(param=p, value=v, **common) for p, v in number_rows]
-    rows += [
-        QuantityIndex(
-            param=param,
+        if param.type == "composite":
+            for element, index, values in composite_values(resource_type, param, content):
+                component = param.components[index]
+                group = record.pk * MAX_ELEMENTS + element if element < MAX_ELEMENTS else None
+                for value in values if group is not None else ():
+                    keys.update(
+                        _keys(component.type, f"{param.code}${index}", value, component.targets, group)
+                    )
+        elif param.expression and param.type != "uri":
+            for value, targets in values_of(resource_type, param, content):
+                keys.update(_keys(param.type, param.code, value, targets, None))
+    return rows + [_row(key, common) for key in keys]
+
+
+# A composite's rows of one element share a group: the resource's pk times this, plus the
+# element's number (elements past it are not indexed).
+MAX_ELEMENTS = 1000
+
+
+def _keys(
+    kind: str, code: str, value: object, targets: tuple[str, ...], group: int | None
+) -> Iterator[tuple]:
+    """The index rows a value gives a parameter, as hashable keys: (table, fields...)."""
+    if kind in ("token", "uri"):
+        if group is not None:  # a plain token parameter's rows come from token_values
+            for system, token in tokens(value):
+                if token:
+                    yield ("token", code, group, system[:MAX_LENGTH], token[:MAX_LENGTH])
+        if kind == "token":
+            for text in token_texts(value):
+                yield ("string", text_param(code), group, normalise(text)[:MAX_LENGTH], text[:MAX_LENGTH])
+    elif kind == "string":
+        for text in strings(value):
+            yield ("string", code, group, normalise(text)[:MAX_LENGTH], text[:MAX_LENGTH])
+    elif kind == "date":
+        for low, high in date_ranges(value):
+            yield ("date", code, group, low, high)
+    elif kind == "reference":
+        for ref in references(value, targets):
+            yield ("reference", code, group, ref)
+    elif kind == "number":
+        for number in numbers(value):
+            yield ("number", code, group, float(number))
+    elif kind == "quantity":
+        for quantity in quantities(value):
+            yield ("quantity", code, group, quantity)
+
+
+def _row(key: tuple, common: dict):
+    table, param, group, *fields = key
+    common = {**common, "param": param, "group": group}
+    if table == "token":
+        return TokenIndex(system=fields[0], code=fields[1], **common)
+    if table == "string":
+        return StringIndex(normalised=fields[0], exact=fields[1], **common)
+    if table == "date":
+        return DateIndex(low=fields[0], high=fields[1], **common)
+    if table == "number":
+        return NumberIndex(value=fields[0], **common)
+    if table == "quantity":
+        q = fields[0]
+        return QuantityIndex(
             value=float(q.value),
             system=q.system[:MAX_LENGTH],
             code=q.code[:MAX_LENGTH],
             unit=q.unit[:MAX_LENGTH],
             **common,
         )
-        for param, q in quantity_rows
-    ]
-    return rows
+    ref = fields[0]
+    return ReferenceIndex(
+        target_type=ref.target_type[:64],
+        target_id=ref.target_id[:64],
+        url=ref.url[:MAX_LENGTH],
+        id_system=ref.id_system[:MAX_LENGTH],
+        id_value=ref.id_value[:MAX_LENGTH],
+        **common,
+    )
 
 
 def clear_index(record: Resource) -> None:

@@ -69,6 +69,8 @@ class TokenIndex(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=64)
     param = models.CharField(max_length=64)
+    # The element of a composite parameter a row is a component of (rows of one share it).
+    group = models.BigIntegerField(null=True, blank=True)
     system = models.CharField(max_length=255, blank=True)
     code = models.CharField(max_length=255)
 
@@ -94,6 +96,8 @@ class StringIndex(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=64)
     param = models.CharField(max_length=64)
+    # The element of a composite parameter a row is a component of (rows of one share it).
+    group = models.BigIntegerField(null=True, blank=True)
     normalised = models.CharField(max_length=255)
     exact = models.CharField(max_length=255)
 
@@ -111,6 +115,8 @@ class DateIndex(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=64)
     param = models.CharField(max_length=64)
+    # The element of a composite parameter a row is a component of (rows of one share it).
+    group = models.BigIntegerField(null=True, blank=True)
     low = models.DateTimeField()
     high = models.DateTimeField()
 
@@ -131,6 +137,8 @@ class ReferenceIndex(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=64)
     param = models.CharField(max_length=64)
+    # The element of a composite parameter a row is a component of (rows of one share it).
+    group = models.BigIntegerField(null=True, blank=True)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     url = models.CharField(max_length=255, blank=True)
@@ -156,6 +164,8 @@ class NumberIndex(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=64)
     param = models.CharField(max_length=64)
+    # The element of a composite parameter a row is a component of (rows of one share it).
+    group = models.BigIntegerField(null=True, blank=True)
     value = models.FloatField()
 
     class Meta:
@@ -172,6 +182,8 @@ class QuantityIndex(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     resource_type = models.CharField(max_length=64)
     param = models.CharField(max_length=64)
+    # The element of a composite parameter a row is a component of (rows of one share it).
+    group = models.BigIntegerField(null=True, blank=True)
     value = models.FloatField()
     system = models.CharField(max_length=255, blank=True)
     code = models.CharField(max_length=255, blank=True)

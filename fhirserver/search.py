@@ -54,6 +54,7 @@ MODIFIERS = {
     "reference": {"", "identifier", "missing"},
     "number": {"", "missing"},
     "quantity": {"", "missing"},
+    "composite": {"", "missing"},
 }
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 MAX_ITERATIONS = 3  # how deep _include:iterate and _revinclude:iterate go
@@ -153,6 +154,8 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
             .filter(_chain(node, param, modifier, chain, value))
             .values("resource_id")
         )
+    if param.type == "composite":
+        return _any(_composite(node, resource_type, param, name, v, base) for v in values)
     if param.type == "token" and modifier == "text":
         table = StringIndex.objects.filter(**{**rows, "param": text_param(param.code)})
         return Q(pk__in=table.filter(_any(_string(v, "") for v in values)).values("resource_id"))
@@ -234,7 +237,10 @@ def _missing(node, resource_type: str, param: SearchParam, name: str, value: str
         raise FHIRError(400, "invalid", f"{name} takes true or false, not {value!r}.", [name])
     if not param.expression:
         return Q(pk__in=[]) if value == "true" else Q()
-    table = TABLE_OF[param.type].objects.filter(node=node, resource_type=resource_type, param=param.code)
+    kind, code = (
+        (param.components[0].type, f"{param.code}$0") if param.components else (param.type, param.code)
+    )
+    table = TABLE_OF[kind].objects.filter(node=node, resource_type=resource_type, param=code)
     present = Q(pk__in=table.values("resource_id"))
     return ~present if value == "true" else present
 
@@ -272,6 +278,61 @@ def _number(value: str, name: str, kind: str) -> Q:
         if code:
             condition &= Q(code=code) | Q(unit=code) if not system else Q(code=code)
     return condition
+
+
+def _composite(node, resource_type: str, param: SearchParam, name: str, value: str, base: str) -> Q:
+    """Match a composite `a$b`: the components' rows of one element (one group) match each part."""
+    parts = _split_on(value, "$")
+    if len(parts) != len(param.components):
+        raise FHIRError(
+            400,
+            "invalid",
+            f"{name} takes {len(param.components)} values joined by $, e.g. "
+            f"{'$'.join(c.type for c in param.components)}.",
+            [name],
+        )
+    groups = None
+    for index in reversed(range(len(parts))):
+        component = param.components[index]
+        kind = TABLE_OF[component.type]
+        rows = kind.objects.filter(node=node, resource_type=resource_type, param=f"{param.code}${index}")
+        rows = rows.filter(_part(component, parts[index], name, base))
+        if groups is not None:
+            rows = rows.filter(group__in=groups)
+        groups = rows.values("group")
+    return Q(pk__in=rows.values("resource_id"))
+
+
+def _part(component, value: str, name: str, base: str) -> Q:
+    """A component's condition, as its own type matches."""
+    if component.type in ("token", "uri"):
+        return _token(value, component.type)
+    if component.type == "string":
+        return _string(value, "")
+    if component.type == "date":
+        return _date_condition(value, name, "low", "high")
+    if component.type in ("number", "quantity"):
+        return _number(value, name, component.type)
+    return _reference(value, "", SearchParam(name, "reference", "", component.targets), base)
+
+
+def _split_on(value: str, separator: str) -> list[str]:
+    """Split on a separator not escaped with a backslash (a composite's $)."""
+    parts, current, escaped = [], "", False
+    for char in value:
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+            current += char
+        elif char == separator:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return parts
 
 
 def _has(node, resource_type: str, name: str, value: str) -> Q:

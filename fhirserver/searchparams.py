@@ -25,8 +25,8 @@ from fhirserver.registry import RESOURCE_TYPES
 
 GROUP_IDENTIFIER_URL = "https://dmed.example/fhir/SearchParameter/MedicationRequest-group-identifier"
 DEFINITIONS = Path(__file__).resolve().parent / "data" / "search-parameters.json"
-# The types of parameter indexed here (composite and special are not yet).
-INDEXED_TYPES = ("token", "string", "date", "reference", "uri", "number", "quantity")
+# The types of parameter indexed here (special ones, such as near, are not).
+INDEXED_TYPES = ("token", "string", "date", "reference", "uri", "number", "quantity", "composite")
 # Parameters kept by the server's own columns, not by an index table.
 COLUMNS = {"_id": "logical_id", "_lastUpdated": "last_updated"}
 
@@ -60,6 +60,17 @@ class SearchParam:
     targets: tuple[str, ...] = ()  # the types a reference parameter may point to
     documentation: str = ""
     definition: str = ""  # its canonical URL
+    components: tuple[Component, ...] = ()  # a composite's, in order
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of a composite parameter: the type of the parameter it takes its matching from,
+    and its FHIRPath relative to each element the composite's expression finds."""
+
+    type: str
+    expression: str
+    targets: tuple[str, ...] = ()
 
 
 @cache
@@ -90,8 +101,22 @@ def params_for(resource_type: str) -> dict[str, SearchParam]:
             targets=_targets(expression, tuple(definition.get("target", ()))),
             documentation=_described(definition.get("description", ""), resource_type),
             definition=definition["url"],
+            components=_components(definition),
         )
+        if definition["type"] == "composite" and not _composite_compiles(resource_type, params[code]):
+            del params[code]
     return dict(sorted(params.items()))
+
+
+def _components(definition: dict) -> tuple[Component, ...]:
+    by_url = {d["url"]: d for d in _definitions()}
+    found = []
+    for component in definition.get("component", ()):
+        part = by_url.get(component["definition"])
+        if part is None:
+            return ()
+        found.append(Component(part["type"], component["expression"], tuple(part.get("target", ()))))
+    return tuple(found)
 
 
 def _targets(expression: str, declared: tuple[str, ...]) -> tuple[str, ...]:
@@ -186,7 +211,7 @@ SUBTYPES = {
 _SIMPLE = re.compile(r"^(\w+(?:\.\w+)+)(?:\s+as\s+(\w+)|\.as\((\w+)\))?$")
 
 
-def _walker(expression: str) -> Callable[[dict], list] | None:
+def _walker(expression: str, skip: int = 0) -> Callable[[dict], list] | None:
     """A plain walk over the JSON for a path of element names (a choice element, `as` a type or
     not, at its end): the same values as fhirpathpy's, at a fraction of the cost. None for any
     other expression."""
@@ -213,6 +238,7 @@ def _walker(expression: str) -> Callable[[dict], list] | None:
             return None
         steps.append((name,))
         path = full if backbone else kind
+    steps = steps[skip:]  # a walk from an element the first `skip` steps found
     return lambda content: _walk(content, steps)
 
 
@@ -246,6 +272,43 @@ def _balanced(text: str) -> bool:
         if depth < 0:
             return False
     return depth == 0
+
+
+def _composite_compiles(resource_type: str, param: SearchParam) -> bool:
+    """Whether every element path of a composite can be walked (each component is found
+    relative to the element its base finds; %resource and the like are not supported)."""
+    bases = _union_parts(param.expression)
+    return bool(bases) and all(
+        _walker(f"{base}.{c.expression}", skip=base.count(".")) is not None
+        for base in bases
+        for c in param.components
+    )
+
+
+@cache
+def _composite(resource_type: str, code: str) -> tuple[tuple[Callable, tuple[Callable, ...]], ...]:
+    """For each part of a composite's base expression: what finds its elements, and each
+    component's walk from such an element."""
+    param = params_for(resource_type)[code]
+    compiled = []
+    for base in _union_parts(param.expression):
+        find = _walker(base) if "." in base else (lambda content: [content])
+        parts = tuple(_walker(f"{base}.{c.expression}", skip=base.count(".")) for c in param.components)
+        compiled.append((find, parts))
+    return tuple(compiled)
+
+
+def composite_values(
+    resource_type: str, param: SearchParam, content: dict
+) -> Iterator[tuple[int, int, list]]:
+    """Yield (element number, component number, its values) for each element a composite's
+    base finds: the components of one element belong together."""
+    number = 0
+    for find, parts in _composite(resource_type, param.code):
+        for element in find(content):
+            for index, walk in enumerate(parts):
+                yield number, index, [_extension_value(v) for v in walk(element)]
+            number += 1
 
 
 def values_of(

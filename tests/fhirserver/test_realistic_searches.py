@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import OperationOutcome
 
 from tests.factories import bearer
 
@@ -155,3 +156,38 @@ def test_uri_above_and_below(fhir):
     assert ids(below) == {system.id}
     above = fhir.resources("CodeSystem").search(**{"url:above": "http://example.org/fhir/CodeSystem/a/v2"})
     assert ids(above) == {system.id}
+
+
+def test_composite_code_and_value_of_one_element(fhir, clinic):
+    """A blood pressure's components: systolic 140 and diastolic 90. A composite matches the code
+    and the value of one component, never the code of one and the value of the other."""
+    systolic, diastolic = f"{LOINC}|8480-6", f"{LOINC}|8462-4"
+    pressure = made(
+        fhir,
+        "Observation",
+        status="final",
+        code={"coding": [{"system": LOINC, "code": "85354-9"}]},
+        subject={"reference": f"Patient/{clinic['ann'].id}"},
+        component=[
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "valueQuantity": {"value": 140, "system": UCUM, "code": "mm[Hg]"},
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                "valueQuantity": {"value": 90, "system": UCUM, "code": "mm[Hg]"},
+            },
+        ],
+    )
+
+    def search(**params) -> set[str]:
+        return ids(fhir.resources("Observation").search(**params))
+
+    assert search(**{"component-code-value-quantity": f"{systolic}$gt130"}) == {pressure.id}
+    assert search(**{"component-code-value-quantity": f"{diastolic}$gt130"}) == set()  # 140 is systolic's
+    assert search(**{"component-code-value-quantity": f"{diastolic}$90|{UCUM}|mm[Hg]"}) == {pressure.id}
+    glucose = f"{LOINC}|15074-8"
+    assert search(**{"code-value-quantity": f"{glucose}$gt5.4"}) == {clinic["high"].id}
+    assert search(**{"combo-code-value-quantity": f"{systolic}$140"}) == {pressure.id}
+    with pytest.raises(OperationOutcome, match=r"takes 2 values joined by \$"):
+        search(**{"code-value-quantity": "only-one-part"})

@@ -20,7 +20,7 @@ from django.test import Client
 
 from fhirserver.errors import FHIRError
 from fhirserver.registry import RESOURCE_TYPES, model_class
-from fhirserver.searchparams import COLUMNS, DEFINITIONS, params_for
+from fhirserver.searchparams import COLUMNS, DEFINITIONS, SearchParam, params_for
 from fhirserver.services import resource_create
 from tests.factories import bearer
 
@@ -252,6 +252,36 @@ def built_extension(resource_type: str, param, value: str) -> tuple[dict, str] |
     return content, search
 
 
+def built_composite(resource_type: str, code: str, value: str) -> tuple[dict, str] | None:
+    """A resource holding each component of a composite, built from the components' own
+    definitions' XPaths into one element (a component parameter's elements merge into the
+    first of theirs), and the search a$b."""
+    by_url = {d["url"]: d for d in definitions()}
+    composite = next(d for d in definitions() if d["code"] == code and resource_type in d["base"])
+    content, searches = {"resourceType": resource_type}, []
+    for component in composite["component"]:
+        part = by_url[component["definition"]]
+        param = SearchParam(part["code"], part["type"], "", tuple(part.get("target", ())))
+        made = next(
+            (b for x in xpaths(resource_type, part["code"]) if (b := built(resource_type, param, x, value))),
+            None,
+        )
+        if made is None:
+            return None
+        content = _merged(content, made[0])
+        searches.append(made[1])
+    _fill(model_class(resource_type), content)
+    return content, "$".join(searches)
+
+
+def _merged(one: object, other: object) -> object:
+    if isinstance(one, dict) and isinstance(other, dict):
+        return {**one, **{k: _merged(one[k], v) if k in one else v for k, v in other.items()}}
+    if isinstance(one, list) and isinstance(other, list) and one and other:
+        return [_merged(one[0], other[0]), *one[1:]]
+    return other
+
+
 @functools.cache
 def definitions() -> list[dict]:
     return json.loads(DEFINITIONS.read_text())["parameters"]
@@ -280,8 +310,15 @@ def test_every_standard_parameter_finds_what_it_should(store, settings):
             if code in COLUMNS or param.definition.startswith("https://dmed"):
                 continue
             total += 1
-            for xpath in xpaths(resource_type, code) or ["extension"]:
-                if xpath == "extension":
+            for xpath in (["composite"] if param.type == "composite" else xpaths(resource_type, code)) or [
+                "extension"
+            ]:
+                if xpath == "composite":
+                    hit, miss = (
+                        built_composite(resource_type, code, HIT),
+                        built_composite(resource_type, code, MISS),
+                    )
+                elif xpath == "extension":
                     hit, miss = (
                         built_extension(resource_type, param, HIT),
                         built_extension(resource_type, param, MISS),
