@@ -187,8 +187,8 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
     )
 
 
-def _split(value: str) -> list[str]:
-    """Split OR values on commas not escaped with a backslash."""
+def _split(value: str, separator: str = ",") -> list[str]:
+    """Split OR values on commas (a composite's parts on $) not escaped with a backslash."""
     parts, current, escaped = [], "", False
     for char in value:
         if escaped:
@@ -196,7 +196,7 @@ def _split(value: str) -> list[str]:
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char == ",":
+        elif char == separator:
             parts.append(current)
             current = ""
         else:
@@ -282,7 +282,7 @@ def _number(value: str, name: str, kind: str) -> Q:
 
 def _composite(node, resource_type: str, param: SearchParam, name: str, value: str, base: str) -> Q:
     """Match a composite `a$b`: the components' rows of one element (one group) match each part."""
-    parts = _split_on(value, "$")
+    parts = _split(value, "$")
     if len(parts) != len(param.components):
         raise FHIRError(
             400,
@@ -314,25 +314,6 @@ def _part(component, value: str, name: str, base: str) -> Q:
     if component.type in ("number", "quantity"):
         return _number(value, name, component.type)
     return _reference(value, "", SearchParam(name, "reference", "", component.targets), base)
-
-
-def _split_on(value: str, separator: str) -> list[str]:
-    """Split on a separator not escaped with a backslash (a composite's $)."""
-    parts, current, escaped = [], "", False
-    for char in value:
-        if escaped:
-            current += char
-            escaped = False
-        elif char == "\\":
-            escaped = True
-            current += char
-        elif char == separator:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return parts
 
 
 def _has(node, resource_type: str, name: str, value: str) -> Q:

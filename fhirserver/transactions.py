@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,6 +132,9 @@ def transaction_process(*, node: Node, raw_entries: list, base: str, caller: tri
             for entry in by_method["PUT"]
             if entry.full_url
         }
+        for entry in by_method["POST"] + by_method["PUT"]:
+            with _failing_at(entry):
+                references |= _conditional_references(node=node, value=entry.resource, caller=caller)
         for entry in by_method["POST"]:
             logical_id, existing = identities[entry.index]
             content = references_rewrite(value=entry.resource, references=references)
@@ -354,6 +358,52 @@ def _check_not_also_written(identities: dict[int, tuple[str, Resource | None]], 
                 "which another entry of this transaction also writes.",
                 [f"Bundle.entry[{entry.index}].request.ifNoneExist"],
             )
+
+
+def _conditional_references(*, node: Node, value: object, caller: triggers.Caller) -> dict[str, str]:
+    """Resolve each conditional reference (`Patient?identifier=system|value`) in a resource to
+    the one resource here it matches, as R4's transaction rules say: none or several fail the
+    transaction (404, 412). Searching needs the scope a search would."""
+    resolved: dict[str, str] = {}
+    for reference in _references_in(value):
+        resource_type, _, query = reference.partition("?")
+        if not is_resource_type(resource_type) or reference in resolved:
+            continue
+        params = search.parse_query_string(query)
+        if not params:
+            raise FHIRError(400, "invalid", f"The conditional reference {reference!r} has no search.")
+        caller.allow(scopes.search_needs(resource_type, params))
+        matches = list(
+            search.matching(node=node, resource_type=resource_type, params=params, strict=True)[:2]
+        )
+        if not matches:
+            raise FHIRError(
+                404, "not-found", f"The conditional reference {reference!r} matches no resource here."
+            )
+        if len(matches) > 1:
+            raise FHIRError(
+                412,
+                "multiple-matches",
+                f"The conditional reference {reference!r} matches more than one resource.",
+            )
+        resolved[reference] = f"{resource_type}/{matches[0].logical_id}"
+    return resolved
+
+
+CONDITIONAL_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+\?")
+
+
+def _references_in(value: object) -> Iterator[str]:
+    """Every `reference` of the form Type?search in a resource."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and CONDITIONAL_REFERENCE.match(item):
+                yield item
+            else:
+                yield from _references_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references_in(item)
 
 
 def references_rewrite(*, value: object, references: dict[str, str]) -> object:

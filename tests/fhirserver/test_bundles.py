@@ -419,3 +419,46 @@ def test_the_base_needs_a_token_for_this_node(client, store, broker):
 def test_capability_statement_lists_batch_and_transaction(client, store):
     rest = client.get("/store/fhir/metadata").json()["rest"][0]
     assert {"transaction", "batch"} <= {i["code"] for i in rest["interaction"]}
+
+
+CONDITIONAL = f"Patient?identifier={NHS_NUMBER_SYSTEM}|9449304130"
+
+
+def test_a_conditional_reference_in_a_transaction_becomes_the_one_resource_it_matches(client, store):
+    patient = create(client, make_patient())
+    create(client, make_patient(identifier=[{"system": NHS_NUMBER_SYSTEM, "value": "9449305552"}]))
+    response = post_bundle(
+        client,
+        bundle(
+            "transaction",
+            entry("POST", "MedicationRequest", make_medication_request(subject={"reference": CONDITIONAL})),
+            entry("PUT", "Practitioner/p1", {"resourceType": "Practitioner", "id": "p1"}),
+        ),
+    )
+    assert response.status_code == 200, response.content
+    request = stored().get(resource_type="MedicationRequest")
+    assert json.loads(request.text)["subject"] == {"reference": f"Patient/{patient['id']}"}
+
+
+@pytest.mark.parametrize(
+    ("patients", "status", "code"), [(0, 404, "not-found"), (2, 412, "multiple-matches")]
+)
+def test_a_conditional_reference_matching_none_or_several_fails_the_whole_transaction(
+    client, store, patients, status, code
+):
+    for _ in range(patients):
+        create(client, make_patient())
+    response = post_bundle(
+        client,
+        bundle(
+            "transaction",
+            entry("POST", "Practitioner", {"resourceType": "Practitioner"}),
+            entry("POST", "MedicationRequest", make_medication_request(subject={"reference": CONDITIONAL})),
+        ),
+    )
+    assert response.status_code == status
+    issue = response.json()["issue"][0]
+    assert issue["code"] == code
+    assert issue["diagnostics"].startswith("Bundle.entry[1]")
+    assert CONDITIONAL in issue["diagnostics"]
+    assert not stored().filter(resource_type__in=["Practitioner", "MedicationRequest"]).exists()
