@@ -24,7 +24,7 @@ TYPE_INTERACTIONS = (
     "search-type",
 )
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
-FORMATS = ["application/fhir+json", "application/json"]
+FORMATS = ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"]
 TOPIC_CANONICAL = (
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
     "capabilitystatement-subscriptiontopic-canonical"

@@ -25,8 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 class FHIRView(APIView):
-    parser_classes = [http.FHIRJSONParser, http.JSONParser, http.LegacyFHIRJSONParser]
-    renderer_classes = [http.FHIRJSONRenderer, http.JSONRenderer]
+    parser_classes = [
+        http.FHIRJSONParser,
+        http.JSONParser,
+        http.LegacyFHIRJSONParser,
+        http.FHIRXMLParser,
+        http.XMLParser,
+    ]
+    renderer_classes = [http.FHIRJSONRenderer, http.JSONRenderer, http.FHIRXMLRenderer]
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [HoldsNodeToken]
     public = False
@@ -48,6 +54,8 @@ class FHIRView(APIView):
         if node is not None and response.status_code < 300 and getattr(response, "data", None):
             # Every resource answered passes here: what its owner alone may read is taken out.
             response.data = owners.answer_redacted(response.data, node=node, client=request.auth)
+        if isinstance(getattr(request, "accepted_renderer", None), http.FHIRXMLRenderer):
+            http.xml_answer(response)
         if node is not None and not self.public:
             try:
                 self.audit(request, response, node)

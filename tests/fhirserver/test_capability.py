@@ -11,7 +11,12 @@ def test_metadata_is_a_valid_capability_statement_of_what_is_implemented(client,
     body = response.json()
     CapabilityStatement.model_validate(body)
     assert body["fhirVersion"] == "4.0.1"
-    assert set(body["format"]) == {"application/fhir+json", "application/json"}
+    assert set(body["format"]) == {
+        "application/fhir+json",
+        "application/json",
+        "application/fhir+xml",
+        "application/xml",
+    }
     resources = {r["type"]: r for r in body["rest"][0]["resource"]}
     assert set(resources) == set(RESOURCE_TYPES)
     assert {"MedicationRequest", "MedicationDispense", "Patient", "Subscription"} <= set(resources)

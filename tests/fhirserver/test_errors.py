@@ -189,13 +189,13 @@ def test_missing_content_type_is_415(client, node):
 
 
 def test_accept_that_cannot_be_met_is_406(client, node):
-    response = client.get("/store/fhir/metadata", headers={"Accept": "application/fhir+xml"})
+    response = client.get("/store/fhir/metadata", headers={"Accept": "text/turtle"})
     assert response.status_code == 406
     outcome(response)
 
 
 def test_format_that_cannot_be_met_is_406(client, node):
-    response = client.get("/store/fhir/metadata?_format=xml")
+    response = client.get("/store/fhir/metadata?_format=ttl")
     assert response.status_code == 406
     outcome(response)
 
