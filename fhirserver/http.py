@@ -29,24 +29,29 @@ _FORMAT_ALIASES = {
 _XML_RANGES = (FHIR_XML, "application/xml", "text/xml", "application/xml+fhir")
 
 
+def _body(stream, parser_context) -> bytes:
+    """The request body, refusing one over FHIR_MAX_BODY_BYTES (413) or empty (400)."""
+    limit = settings.FHIR_MAX_BODY_BYTES
+    request = parser_context["request"] if parser_context else None
+    declared = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+    if declared > limit:
+        raise _too_large(limit)
+    data = stream.read(limit + 1) if stream is not None else b""
+    if len(data) > limit:
+        raise _too_large(limit)
+    if not data.strip():
+        raise FHIRError(400, "required", "The request body is empty; a FHIR resource was expected.")
+    return data
+
+
 class FHIRJSONParser(BaseParser):
-    """Read a JSON body, refusing one over the configured size with 413."""
+    """Read a JSON body."""
 
     media_type = FHIR_JSON
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.FHIR_MAX_BODY_BYTES
-        request = parser_context["request"] if parser_context else None
-        declared = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
-        if declared > limit:
-            raise _too_large(limit)
-        data = stream.read(limit + 1) if stream is not None else b""
-        if len(data) > limit:
-            raise _too_large(limit)
-        if not data.strip():
-            raise FHIRError(400, "required", "The request body is empty; a FHIR resource was expected.")
         try:
-            return jsonio.loads(data)
+            return jsonio.loads(_body(stream, parser_context))
         except jsonio.JSONError as exc:
             raise FHIRError(400, "invalid", f"The body is not valid JSON: {exc}") from exc
 
@@ -60,18 +65,12 @@ class LegacyFHIRJSONParser(FHIRJSONParser):
 
 
 class FHIRXMLParser(BaseParser):
-    """Read a FHIR XML body into its JSON form (the size limit as for JSON)."""
+    """Read a FHIR XML body into its JSON form."""
 
     media_type = FHIR_XML
 
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = settings.FHIR_MAX_BODY_BYTES
-        data = stream.read(limit + 1) if stream is not None else b""
-        if len(data) > limit:
-            raise _too_large(limit)
-        if not data.strip():
-            raise FHIRError(400, "required", "The request body is empty; a FHIR resource was expected.")
-        return xml.resource_from_xml(data)
+        return xml.resource_from_xml(_body(stream, parser_context))
 
 
 class XMLParser(FHIRXMLParser):

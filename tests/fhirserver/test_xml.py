@@ -122,3 +122,11 @@ def test_an_answer_xml_cannot_carry_is_a_406_not_a_500(client, store):
     root = etree.fromstring(answer.content)
     assert root.tag == f"{F}OperationOutcome"
     assert "ask for JSON" in values(root, "f:issue/f:diagnostics")[0]
+
+
+def test_an_xml_body_over_the_limit_is_413(client, store, settings):
+    settings.FHIR_MAX_BODY_BYTES = 200
+    answer = post_xml(client, "Patient", (FIXTURES / "patient.xml").read_bytes(), accept=XML)
+    assert answer.status_code == 413
+    assert values(etree.fromstring(answer.content), "f:issue/f:code") == ["too-long"]
+    assert not stored().exists()
