@@ -120,6 +120,7 @@ def xml_answer(response) -> None:
     _elements leaves out what XML's schema requires) is a 406 OperationOutcome, not a 500."""
     if response.data is None or isinstance(response.data, bytes):
         return
+    response.fhir_json = response.data  # what the audit reads (the patient a resource is about)
     try:
         response.data = xml.xml_from_json(
             response.data if isinstance(response.data, str) else jsonio.dumps(response.data)

@@ -77,7 +77,9 @@ class FHIRView(APIView):
         if location and not what:
             what = ["/".join(location.removeprefix(self.base + "/").split("/")[:2])]
         query = request.META.get("QUERY_STRING", "")
-        data = getattr(response, "data", None)  # an engine's relayed answer is a plain HttpResponse
+        # The answer as JSON (before any conversion to XML); an engine's relayed answer is a plain
+        # HttpResponse, with no data.
+        data = getattr(response, "fhir_json", getattr(response, "data", None))
         failed = data if response.status_code >= 400 and isinstance(data, dict) else {}
         audit.record(
             audit.Access(

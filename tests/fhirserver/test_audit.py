@@ -212,3 +212,15 @@ def test_a_call_outside_the_fhir_base_is_an_operation_that_names_no_resource(cli
     (event,) = left
     assert (event["subtype"][0]["code"], event["outcome"]) == ("operation", "4")
     assert entities(event) == []  # not "store/notifications"
+
+
+@pytest.mark.parametrize("accept", ["application/fhir+json", "application/fhir+xml"])
+def test_a_read_names_the_patient_whichever_format_it_answers_in(client, store, held, accept):
+    answer, left = after(
+        store,
+        lambda: client.get(f"/store/fhir/MedicationRequest/{held.logical_id}", headers={"Accept": accept}),
+    )
+    assert answer.status_code == 200
+    assert answer["Content-Type"].startswith(accept)
+    (event,) = left
+    assert NHS in entities(event)
