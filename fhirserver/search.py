@@ -12,7 +12,7 @@ from functools import reduce
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -58,7 +58,7 @@ MODIFIERS = {
 }
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 MAX_ITERATIONS = 3  # how deep _include:iterate and _revinclude:iterate go
-SORTABLE = {"date", "string", "token"}
+SORTABLE = {"date", "string", "token", "uri", "number", "quantity"}
 MAX_INCLUDES = 1000
 
 
@@ -451,7 +451,7 @@ def _sort_keys(node, resource_type: str, sort: str | None) -> list[tuple[str, bo
             param = params_for(resource_type).get(code)
             if param is None or param.type not in SORTABLE:
                 raise FHIRError(400, "not-supported", f"Cannot sort {resource_type} by {code!r}.", ["_sort"])
-            keys.append((f"sort_{code.replace('-', '_')}", descending))
+            keys.append((f"sort_{code.encode().hex()}", descending))  # any code, as a column name
     keys.append(("pk", keys[-1][1] if keys else False))
     return keys
 
@@ -460,10 +460,13 @@ def _annotate_sort(queryset: QuerySet, node, resource_type: str, keys: list[tupl
     for key, descending in keys:
         if not key.startswith("sort_"):
             continue
-        code = key.removeprefix("sort_").replace("_", "-")
+        code = bytes.fromhex(key.removeprefix("sort_")).decode()
         param = params_for(resource_type)[code]
         aggregate = Max if descending else Min
-        if param.type == "date":
+        if param.type in ("number", "quantity"):
+            table = NumberIndex if param.type == "number" else QuantityIndex
+            rows, column, missing = table.objects, "value", -1e308 if descending else 1e308
+        elif param.type == "date":
             rows, column, missing = (
                 DateIndex.objects,
                 "high" if descending else "low",
@@ -479,7 +482,7 @@ def _annotate_sort(queryset: QuerySet, node, resource_type: str, keys: list[tupl
             .annotate(v=aggregate(column))
             .values("v")
         )
-        queryset = queryset.annotate(**{key: Coalesce(Subquery(values), missing)})
+        queryset = queryset.annotate(**{key: Coalesce(Subquery(values), Value(missing))})
     return queryset
 
 

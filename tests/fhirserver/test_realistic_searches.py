@@ -191,3 +191,17 @@ def test_composite_code_and_value_of_one_element(fhir, clinic):
     assert search(**{"combo-code-value-quantity": f"{systolic}$140"}) == {pressure.id}
     with pytest.raises(OperationOutcome, match=r"takes 2 values joined by \$"):
         search(**{"code-value-quantity": "only-one-part"})
+
+
+def test_sorted_by_a_quantity_and_by_a_parameter_every_resource_has(fhir, clinic):
+    by_value = (
+        fhir.resources("Observation").search(code=f"{LOINC}|15074-8").sort("value-quantity").fetch_all()
+    )
+    assert [r.id for r in by_value] == [clinic["low"].id, clinic["high"].id]  # 4.1, then 6.3
+    highest_first = fhir.resources("Observation").search(code=f"{LOINC}|15074-8").sort("-value-quantity")
+    assert [r.id for r in highest_first.fetch_all()] == [clinic["high"].id, clinic["low"].id]
+    assert len(fhir.resources("Patient").sort("_tag").fetch_all()) == 2  # an underscore in the code
+    by_family = [r.id for r in fhir.resources("Patient").sort("family").fetch_all()]  # a string
+    assert by_family == [clinic["bob"].id, clinic["ann"].id]  # Hill, then Jones
+    by_email = [r.id for r in fhir.resources("Patient").sort("-email").fetch_all()]  # a token, one missing
+    assert by_email == [clinic["ann"].id, clinic["bob"].id]
