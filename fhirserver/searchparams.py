@@ -108,11 +108,15 @@ def params_for(resource_type: str) -> dict[str, SearchParam]:
     return dict(sorted(params.items()))
 
 
+@cache
+def _by_url() -> dict[str, dict]:
+    return {d["url"]: d for d in _definitions()}
+
+
 def _components(definition: dict) -> tuple[Component, ...]:
-    by_url = {d["url"]: d for d in _definitions()}
     found = []
     for component in definition.get("component", ()):
-        part = by_url.get(component["definition"])
+        part = _by_url().get(component["definition"])
         if part is None:
             return ()
         found.append(Component(part["type"], component["expression"], tuple(part.get("target", ()))))

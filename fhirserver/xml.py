@@ -40,7 +40,11 @@ def resource_from_xml(data: bytes) -> dict:
             for error in exc.errors()
         ]
         raise FHIRError(400, "structure", "", issues=issues) from exc
-    except (ValueError, TypeError, KeyError) as exc:
+    except KeyError as exc:  # fhir.resources' XML reader meets an element the type does not have
+        raise FHIRError(
+            400, "structure", f"The {resource_type} holds an element FHIR R4 does not define there: {exc}."
+        ) from exc
+    except (ValueError, TypeError) as exc:
         raise FHIRError(400, "structure", f"The {resource_type} could not be read from XML: {exc}.") from exc
     content = jsonio.loads(model.model_dump_json(exclude_none=True))
     _primitive_text(content, root, into_json=True)

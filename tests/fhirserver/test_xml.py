@@ -75,6 +75,11 @@ def test_a_search_answers_a_bundle_in_xml(client, store):
         (b"<Patient xmlns='http://hl7.org/fhir'><active value='true'/>", 400, "invalid"),  # not well-formed
         (b"<Patient><active value='true'/></Patient>", 400, "invalid"),  # no FHIR namespace
         (b"<Patient xmlns='http://hl7.org/fhir'><active value='perhaps'/></Patient>", 400, "structure"),
+        (
+            b"<Patient xmlns='http://hl7.org/fhir'><colour value='red'/></Patient>",
+            400,
+            "structure",
+        ),  # unknown
     ],
 )
 def test_bad_xml_is_refused_with_an_xml_operation_outcome_and_nothing_stored(
