@@ -163,6 +163,9 @@ FHIR_AUTH_REQUIRED = env_bool("FHIR_AUTH_REQUIRED", True)
 # event waits in a buffer that is written this often (0: at once).
 AUDIT_ENABLED = env_bool("AUDIT_ENABLED", True)
 AUDIT_FLUSH_SECONDS = env_float("AUDIT_FLUSH_SECONDS", 0.5)
+# How long a web process keeps what a bearer token was found to be: a revoked client, or one
+# whose scopes changed, is refused (or limited) within this many seconds (0: looked up every time).
+FHIR_AUTH_CACHE_SECONDS = env_float("FHIR_AUTH_CACHE_SECONDS", 5.0)
 # SMART Backend Services: how long an access token from /<node>/oauth/token lasts.
 SMART_ACCESS_TOKEN_SECONDS = env_int("SMART_ACCESS_TOKEN_SECONDS", 300)
 FHIR_SEARCH_DEFAULT_COUNT = env_int("FHIR_SEARCH_DEFAULT_COUNT", 20)
@@ -173,6 +176,8 @@ FHIR_WRITE_HANDLERS = {
     "MedicationRequest": ["dispensing.inbound.request_stored"],
     "MedicationDispense": ["prescribing.inbound.dispense_stored", "exchange.broker.dispense_stored"],
     "Subscription": ["exchange.subscriptions.subscription_stored"],
+    "Basic": ["exchange.topics.topic_stored"],  # a SubscriptionTopic (exchange/topics.py)
+    "SearchParameter": ["fhirserver.custom_params.search_parameter_stored"],
     "*": ["exchange.subscriptions.resource_written"],  # after the type's own, so refusals come first
 }
 # The guide's triggers through the API (fhirserver/triggers.py): a write by an outside system that
@@ -188,11 +193,16 @@ FHIR_OPERATIONS = {
     ("Subscription", "events"): "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/"
     "backport-subscription-events",
 }
-# The subscription topics offered, by canonical URL (declared in the CapabilityStatement).
-FHIR_SUBSCRIPTION_TOPICS = "exchange.topics.TOPICS"
+# What answers the canonical URLs of the subscription topics a node offers (declared in its
+# CapabilityStatement): a function of the node.
+FHIR_SUBSCRIPTION_TOPICS = "exchange.topics.topic_urls"
 # Hosts that Subscription notifications may be sent to (a subscription elsewhere is refused).
 SUBSCRIPTION_ENDPOINT_HOSTS = env_list("SUBSCRIPTION_ENDPOINT_HOSTS", ["127.0.0.1", "localhost"])
-FHIR_DELETE_HANDLERS = {"Subscription": ["exchange.subscriptions.subscription_deleted"]}
+FHIR_DELETE_HANDLERS = {
+    "Subscription": ["exchange.subscriptions.subscription_deleted"],
+    "Basic": ["exchange.topics.topic_deleted"],
+    "SearchParameter": ["fhirserver.custom_params.search_parameter_deleted"],
+}
 # Types whose resources belong to the API client that made them (fhirserver/owners.py): only it
 # may change or delete one, and only it reads these elements, which others get redacted.
 FHIR_OWNED_TYPES = {"Subscription": ["channel.header"]}
@@ -241,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "prescribing.tasks.release_repeats",
         "schedule": env_float("REPEAT_RELEASE_SECONDS", 60.0),
     },
+    # $reindex jobs whose task was lost, or whose worker died, are handed on (fhirserver/reindexing.py).
+    "reindex-sweep": {
+        "task": "fhirserver.tasks.reindex_sweep",
+        "schedule": env_float("REINDEX_SWEEP_SECONDS", 30.0),
+    },
     # Each dispenser-hosted route has its own interval (Partner.poll_interval); this is the tick.
     "poll-dispensers": {
         "task": "prescribing.tasks.poll_dispensers",
@@ -260,6 +275,8 @@ EXCHANGE_SWEEP_BATCH = env_int("EXCHANGE_SWEEP_BATCH", 500)
 # An integration engine waits this long for the broker's answer to a create or a notification
 # before it holds the message to forward and answers 202 Accepted.
 ENGINE_WAIT_SECONDS = env_float("ENGINE_WAIT_SECONDS", 5.0)
+# A $reindex job whose worker has said nothing for this long is handed to another.
+REINDEX_LEASE_SECONDS = env_int("REINDEX_LEASE_SECONDS", 120)
 # A node keeping a copy of a record held elsewhere asks the holder about an expiry this often at most.
 EXPIRY_ASK_SECONDS = env_int("EXPIRY_ASK_SECONDS", 600)
 

@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from exchange.models import Attempt, Message, Partner, ReceivedEvent, Subscription
 from exchange.subscriptions import FILTER_CRITERIA
-from exchange.topics import TOPICS
+from exchange.topics import topics_at
 from fhirserver import jsonio, medication
 from fhirserver.models import Resource
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, PRESCRIPTION_ID_SYSTEM
@@ -252,10 +252,11 @@ def subscriptions_at(*, node: Node) -> list[SubscriptionView]:
         .annotate(n=Count("id"))
         .order_by()
     )
+    topics = topics_at(node)
     views = []
     for row in rows:
         content = jsonio.loads(row.resource.text) if row.resource.text else {}
-        topic = TOPICS.get(row.topic)
+        topic = topics.get(row.topic)
         views.append(
             SubscriptionView(
                 logical_id=row.resource.logical_id,

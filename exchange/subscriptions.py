@@ -17,7 +17,7 @@ from django.utils import timezone
 from exchange.models import Message, Partner, Subscription, SubscriptionEvent
 from exchange.services import message_enqueue
 from exchange.subscription_status import notification_text
-from exchange.topics import TOPICS
+from exchange.topics import topics_at
 from fhirserver import jsonio, services
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource, ResourceVersion
@@ -131,9 +131,10 @@ def _index(node: Node, content: dict) -> dict:
 
 
 def _topic_index(node: Node, content: dict, url: str, channel: dict) -> dict:
-    topic = TOPICS.get(url)
+    topics = topics_at(node)
+    topic = topics.get(url)
     if topic is None:
-        known = "; ".join(f"{t.url}: {t.description}" for t in TOPICS.values())
+        known = "; ".join(f"{t.url}: {t.description}" for t in topics.values()) or "none"
         raise _refused(f"No topic {url!r} here; the topics are {known}.", "Subscription.criteria")
     filters = [
         extension.get("valueString", "")
@@ -201,13 +202,21 @@ def resource_written(*, node: Node, record: Resource, content: dict) -> None:
         .exclude(status=Subscription.Status.OFF)
         .order_by("pk")
     )
+    if not subscriptions:
+        return
+    # The node's topics are read only when a topic subscription may be triggered (one query).
+    topics = topics_at(node) if any(s.topic for s in subscriptions) else {}
     previous: dict | None = None
-    if subscriptions and record.version_id > 1:
+    if record.version_id > 1:
         older = ResourceVersion.objects.filter(resource=record, version_id=record.version_id - 1).first()
         previous = jsonio.loads(older.text) if older and older.text else None
     for subscription in subscriptions:
-        if subscription.topic and not TOPICS[subscription.topic].triggered(previous, content):
-            continue
+        if subscription.topic:
+            topic = topics.get(subscription.topic)
+            if topic is None or topic.resource_type != record.resource_type:
+                continue  # the topic is gone (its subscriptions were off when it went)
+            if not topic.triggered(previous, content):
+                continue
         if subscription.criteria:
             params = parse_query_string(subscription.criteria)
             candidates = matching(node=node, resource_type=record.resource_type, params=params, strict=False)

@@ -7,7 +7,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from fhirserver.models import Resource, ResourceVersion
+from fhirserver.models import CustomSearchParameter, ReindexJob, Resource, ResourceVersion
 
 
 def _pretty(text: str) -> str:
@@ -68,3 +68,66 @@ class ResourceVersionAdmin(ReadOnlyAdmin):
     @admin.display(description="Content")
     def content(self, version: ResourceVersion) -> str:
         return _pretty(version.text)
+
+
+@admin.register(CustomSearchParameter)
+class CustomSearchParameterAdmin(ReadOnlyAdmin):
+    """A node's own search parameters: written as SearchParameter resources through its API."""
+
+    list_display = ["code", "node", "bases", "type", "expression", "changed", "indexed"]
+    list_filter = ["node", "complete"]
+    list_select_related = ["node"]
+    search_fields = ["code", "url", "expression"]
+    fields = [
+        "node",
+        "resource",
+        "url",
+        "code",
+        "base",
+        "type",
+        "expression",
+        "target",
+        "changed",
+        "complete",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Base")
+    def bases(self, row: CustomSearchParameter) -> str:
+        return ", ".join(row.base)
+
+    @admin.display(description="Indexed", boolean=True)
+    def indexed(self, row: CustomSearchParameter) -> bool:
+        """False while resources written before it may lack it (until $reindex)."""
+        return row.complete
+
+
+@admin.register(ReindexJob)
+class ReindexJobAdmin(ReadOnlyAdmin):
+    """$reindex jobs and how far each has gone."""
+
+    list_display = ["pk", "node", "what", "status", "progress", "created", "finished"]
+    list_filter = ["node", "status"]
+    list_select_related = ["node"]
+    fields = [
+        "node",
+        "resource_type",
+        "status",
+        "total",
+        "processed",
+        "created",
+        "started",
+        "heartbeat",
+        "finished",
+        "error",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Resources")
+    def what(self, job: ReindexJob) -> str:
+        return job.resource_type or "every type"
+
+    @admin.display(description="Progress")
+    def progress(self, job: ReindexJob) -> str:
+        share = f" ({100 * job.processed // job.total}%)" if job.total else ""
+        return f"{job.processed} of {job.total}{share}"

@@ -27,6 +27,7 @@ from django.utils import timezone
 from fhirserver import indexing, jsonio
 from fhirserver.models import Resource, ResourceVersion
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
+from nodes.models import Node
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -76,6 +77,7 @@ class Access:
     text: str = ""  # a resource read or written: its patient is found at flush time
     description: str = ""
     when: datetime = field(default_factory=timezone.now)  # the access, not the buffer's flush
+    node_revision: str = ""  # the node's search_revision: its own search parameters
 
 
 def client_agent(client) -> dict:
@@ -219,6 +221,8 @@ def store(accesses: list[Access]) -> None:
     if not accesses:
         return
     now = timezone.now()
+    # The nodes as they were at the access, for their own search parameters.
+    nodes = {a.node_id: Node(pk=a.node_id, search_revision=a.node_revision) for a in accesses}
     with transaction.atomic():
         records = []
         contents = []
@@ -259,7 +263,7 @@ def store(accesses: list[Access]) -> None:
             [
                 row
                 for record, body in zip(records, contents, strict=True)
-                for row in indexing.index_rows(record, body)
+                for row in indexing.index_rows(record, body, nodes.get(record.node_id))
             ]
         )
 

@@ -35,6 +35,7 @@ def search_bundle(
         links=links,
         ignored=page.ignored,
         elements=page.elements,
+        unindexed=page.unindexed,
     )
 
 
@@ -52,19 +53,34 @@ def searchset(
     links: dict[str, str],
     ignored: list[str],
     elements: list[str],
+    unindexed: list[str],
 ) -> dict:
     """Return a searchset Bundle: matches, then included resources, then any warning."""
     entries = [_entry(base, r, "match", elements) for r in matches]
     entries += [_entry(base, r, "include", []) for r in included]
+    issues = []
     if ignored:
         names = sorted(set(ignored))
-        issue = Issue(
-            "not-supported",
-            f"These parameters are not supported and were ignored: {', '.join(names)}.",
-            names,
-            severity="warning",
+        issues.append(
+            Issue(
+                "not-supported",
+                f"These parameters are not supported and were ignored: {', '.join(names)}.",
+                names,
+                severity="warning",
+            )
         )
-        entries.append({"resource": operation_outcome([issue]), "search": {"mode": "outcome"}})
+    if unindexed:
+        issues.append(
+            Issue(
+                "incomplete",
+                f"Not yet fully indexed: {', '.join(unindexed)}. Resources written before the parameter "
+                "was defined are found by it once $reindex has indexed them again.",
+                list(unindexed),
+                severity="warning",
+            )
+        )
+    if issues:
+        entries.append({"resource": operation_outcome(issues), "search": {"mode": "outcome"}})
     bundle: dict = {"resourceType": "Bundle", "type": "searchset", "meta": _meta()}
     if total is not None:
         bundle["total"] = total

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from fhirserver.custom_params import custom_params
 from fhirserver.registry import FHIR_VERSION, RESOURCE_TYPES
-from fhirserver.searchparams import params_for, reference_params
+from fhirserver.searchparams import SearchParam, params_for, reference_params
 from fhirserver.smart import token_url
 from nodes.models import Node
 
@@ -25,6 +26,15 @@ TYPE_INTERACTIONS = (
 )
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 FORMATS = ["application/fhir+json", "application/json", "application/fhir+xml", "application/xml"]
+# POST [base]/$reindex or [base]/[type]/$reindex: index stored resources again in the background
+# (202 and a job to follow at Content-Location); fhirserver/reindexing.py.
+REINDEX = {
+    "name": "reindex",
+    "definition": "https://dmed.example/fhir/OperationDefinition/reindex",
+    "documentation": "Index the node's stored resources (of this type, or all) again in the background, "
+    "as its search parameters now say: 202 Accepted, with Content-Location [base]/$reindex?job=<id> "
+    "(a Parameters resource: status, total, processed).",
+}
 TOPIC_CANONICAL = (
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
     "capabilitystatement-subscriptiontopic-canonical"
@@ -47,8 +57,9 @@ def capability_statement(*, node: Node, base: str) -> dict:
             {
                 "mode": "server",
                 "security": security(base),
-                "resource": resource_capabilities(),
+                "resource": _at_node(node),
                 "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+                "operation": [REINDEX],
             }
         ],
     }
@@ -60,27 +71,41 @@ def resource_capabilities() -> list[dict]:
     return [_resource(resource_type) for resource_type in RESOURCE_TYPES]
 
 
+def _at_node(node: Node) -> list[dict]:
+    """The standard capabilities with this node's own: its custom search parameters and the
+    subscription topics it offers."""
+    custom = custom_params(node)
+    topics = import_string(settings.FHIR_SUBSCRIPTION_TOPICS)(node)
+    resources = []
+    for entry in resource_capabilities():
+        own = custom.get(entry["type"])
+        if own:
+            entry = {**entry, "searchParam": [*entry["searchParam"], *map(_search_param, own.values())]}
+        if entry["type"] == "Subscription" and topics:  # the topics offered (R4 Subscriptions Backport)
+            entry = {
+                "extension": [{"url": TOPIC_CANONICAL, "valueCanonical": url} for url in topics],
+                **entry,
+            }
+        resources.append(entry)
+    return resources
+
+
+def _search_param(param: SearchParam) -> dict:
+    entry = {"name": param.code, "type": param.type}
+    if param.definition:
+        entry["definition"] = param.definition
+    if param.documentation:
+        entry["documentation"] = param.documentation
+    return entry
+
+
 def _resource(resource_type: str) -> dict:
     params = params_for(resource_type).values()
-    search_params = []
-    for param in params:
-        entry = {"name": param.code, "type": param.type}
-        if param.definition:
-            entry["definition"] = param.definition
-        if param.documentation:
-            entry["documentation"] = param.documentation
-        search_params.append(entry)
     operations = [
         {"name": name, "definition": definition}
         for (on_type, name), definition in settings.FHIR_OPERATIONS.items()
         if on_type == resource_type
-    ]
-    extensions = []
-    if resource_type == "Subscription":  # the topics offered (R4 Subscriptions Backport)
-        extensions = [
-            {"url": TOPIC_CANONICAL, "valueCanonical": url}
-            for url in import_string(settings.FHIR_SUBSCRIPTION_TOPICS)
-        ]
+    ] + [REINDEX]
     owned = settings.FHIR_OWNED_TYPES.get(resource_type)
     documentation = (
         "Belongs to the API client that creates it: only that client may update or delete it, "
@@ -89,7 +114,6 @@ def _resource(resource_type: str) -> dict:
         else ""
     )
     return {
-        **({"extension": extensions} if extensions else {}),
         "type": resource_type,
         **({"documentation": documentation} if documentation else {}),
         **({"operation": operations} if operations else {}),
@@ -111,7 +135,7 @@ def _resource(resource_type: str) -> dict:
             for source, p in reference_params()
             if not p.targets or resource_type in p.targets
         ],
-        "searchParam": search_params,
+        "searchParam": [_search_param(param) for param in params],
     }
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db import transaction
-
-from fhirserver import jsonio
 from fhirserver.errors import FHIRError
 from fhirserver.models import (
     DateIndex,
@@ -50,10 +47,11 @@ def text_param(code: str) -> str:
     return f"{code}:text"
 
 
-def token_values(resource_type: str, content: dict) -> list[tuple[str, str, str]]:
-    """Return the (param, system, code) token rows of a resource, deduplicated."""
+def token_values(resource_type: str, content: dict, node=None) -> list[tuple[str, str, str]]:
+    """Return the (param, system, code) token rows of a resource, deduplicated (with the node's
+    own parameters when it is given)."""
     rows: set[tuple[str, str, str]] = set()
-    for param in params_for(resource_type).values():
+    for param in params_for(resource_type, node).values():
         if param.type in ("token", "uri") and param.expression:
             for value, _ in values_of(resource_type, param, content):
                 for system, code in tokens(value):
@@ -69,7 +67,7 @@ def index_resource(record: Resource, content: dict) -> None:
     none to replace)."""
     if record.version_id != 1:
         clear_index(record)
-    save_index_rows(index_rows(record, content))
+    save_index_rows(index_rows(record, content, record.node))
 
 
 def save_index_rows(rows: list) -> None:
@@ -78,16 +76,18 @@ def save_index_rows(rows: list) -> None:
         model.objects.bulk_create([row for row in rows if type(row) is model], batch_size=1000)
 
 
-def index_rows(record: Resource, content: dict) -> list:
-    """Return the unsaved index rows of every search parameter of this content."""
+def index_rows(record: Resource, content: dict, node=None) -> list:
+    """Return the unsaved index rows of every search parameter of this content (and of the
+    node's own parameters, when it is given)."""
     resource_type = record.resource_type
     common = {"resource": record, "node_id": record.node_id, "resource_type": resource_type}
+    params = params_for(resource_type, node)
     rows: list = [
         TokenIndex(param=param, system=system, code=code, **common)
-        for param, system, code in token_values(resource_type, content)
+        for param, system, code in token_values(resource_type, content, node)
     ]
     keys: set[tuple] = set()  # one row per distinct value
-    for param in params_for(resource_type).values():
+    for param in params.values():
         if param.type == "composite":
             for element, index, values in composite_values(resource_type, param, content):
                 component = param.components[index]
@@ -184,19 +184,3 @@ def _fit(text: str, resource_type: str, param) -> str:
             [f"{resource_type}.identifier"],
         )
     return text[:MAX_LENGTH]
-
-
-def reindex(*, node=None, resource_type: str | None = None) -> int:
-    """Index live resources again from their stored text; return how many."""
-    records = Resource.objects.filter(deleted=False).order_by("pk")
-    if node is not None:
-        records = records.filter(node=node)
-    if resource_type:
-        records = records.filter(resource_type=resource_type)
-    count = 0
-    for record in records.iterator(chunk_size=500):
-        with transaction.atomic():
-            clear_index(record)
-            save_index_rows(index_rows(record, jsonio.loads(record.text)))
-        count += 1
-    return count

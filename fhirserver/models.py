@@ -194,3 +194,56 @@ class QuantityIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.param}={self.value}|{self.system}|{self.code}"
+
+
+class CustomSearchParameter(models.Model):
+    """An active SearchParameter resource a client wrote to a node, as its searches use it
+    (fhirserver/custom_params.py): kept in step with the resource inside its write."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource = models.OneToOneField(Resource, on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=255)
+    code = models.CharField(max_length=64)
+    base = models.JSONField()  # resource types
+    type = models.CharField(max_length=16)
+    expression = models.TextField()
+    target = models.JSONField(default=list)
+    description = models.TextField(blank=True)
+    # When its definition last changed: resources written before then are found by it only
+    # once indexed again (complete says that has happened, or that there were none).
+    changed = models.DateTimeField()
+    complete = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} on {', '.join(self.base)}"
+
+
+class ReindexJob(models.Model):
+    """A node's resources (of one type, or all) indexed again in the background ($reindex)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
+    resource_type = models.CharField(max_length=64, blank=True)  # blank: every type
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    last_pk = models.BigIntegerField(default=0)  # where a resumed job goes on from
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"reindex {self.resource_type or 'all'} at {self.node_id}: {self.processed}/{self.total}"

@@ -24,7 +24,7 @@ V1 = {"read": "rs", "write": "cud", "*": LETTERS}
 ALL = "*"
 _SCOPE = re.compile(r"^system/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<rights>\*|read|write|c?r?u?d?s?)$")
 # Operations: the letter each needs on its resource type.
-OPERATIONS = {"$events": "r", "$status": "r", "$translate": "r"}
+OPERATIONS = {"$events": "r", "$status": "r", "$translate": "r", "$reindex": "u"}
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def problems(text: str) -> list[str]:
     return [scope for scope in text.split() if not _parse(scope)]
 
 
-def needs(method: str, path: str, params: list[tuple[str, str]]) -> list[Need]:
+def needs(method: str, path: str, params: list[tuple[str, str]], node=None) -> list[Need]:
     """Return what a request to `path` (relative to a FHIR base) needs; [] for one that needs
     only a token (a Bundle's entries are checked one by one, metadata is public)."""
     parts = [part for part in path.strip("/").split("/") if part]
@@ -104,6 +104,8 @@ def needs(method: str, path: str, params: list[tuple[str, str]]) -> list[Need]:
         return []
     if parts == ["_history"]:
         return [Need(ALL, "s")]
+    if parts == ["$reindex"]:
+        return [Need(ALL, OPERATIONS["$reindex"])]
     kind = parts[0]
     if not is_resource_type(kind):
         return []  # answered 404 by the view
@@ -113,9 +115,9 @@ def needs(method: str, path: str, params: list[tuple[str, str]]) -> list[Need]:
     if rest and rest[-1].startswith("$"):
         return [Need(kind, OPERATIONS.get(rest[-1], "u"))]
     if not rest:
-        return [Need(kind, "c")] if method == "POST" else search_needs(kind, params)
+        return [Need(kind, "c")] if method == "POST" else search_needs(kind, params, node)
     if rest == ["_search"]:
-        return search_needs(kind, params)
+        return search_needs(kind, params, node)
     if rest == ["_history"]:
         return [Need(kind, "s")]
     if len(rest) == 1:
@@ -123,8 +125,9 @@ def needs(method: str, path: str, params: list[tuple[str, str]]) -> list[Need]:
     return [Need(kind, "r")]  # an instance's history, or a version
 
 
-def search_needs(resource_type: str, params: list[tuple[str, str]]) -> list[Need]:
-    """`s` on the type searched and on every type the search reaches."""
+def search_needs(resource_type: str, params: list[tuple[str, str]], node=None) -> list[Need]:
+    """`s` on the type searched and on every type the search reaches (through the node's own
+    parameters too)."""
     reached = {resource_type}
     for name, value in params:
         if name in ("_include", "_revinclude"):
@@ -134,13 +137,13 @@ def search_needs(resource_type: str, params: list[tuple[str, str]]) -> list[Need
                 reached.add(source)
             elif target:
                 reached.add(target)
-            elif is_resource_type(source) and (param := params_for(source).get(code)):
+            elif is_resource_type(source) and (param := params_for(source, node).get(code)):
                 reached.update(param.targets)
         elif name.startswith("_has:"):
             reached.add(name.split(":")[1])
         elif "." in name:
             code, _, modifier = name.partition(".")[0].partition(":")
-            param = params_for(resource_type).get(code)
+            param = params_for(resource_type, node).get(code)
             if modifier:
                 reached.add(modifier)
             elif param is not None:

@@ -71,6 +71,7 @@ class SearchPage:
     previous_cursor: str | None
     ignored: list[str]
     elements: list[str] = field(default_factory=list)
+    unindexed: list[str] = field(default_factory=list)  # the node's own parameters not yet fully indexed
 
 
 def parse_query_string(query: str) -> list[tuple[str, str]]:
@@ -102,22 +103,29 @@ def matching(
     return queryset
 
 
-def unsupported(resource_type: str, params: list[tuple[str, str]]) -> list[str]:
+def unsupported(node, resource_type: str, params: list[tuple[str, str]]) -> list[str]:
     """Return the names among params that this server would ignore for the type."""
     return [
         name
         for name, _ in params
         if name not in RESULT_PARAMETERS
         and not name.startswith("_has:")
-        and _parameter(resource_type, name) is None
+        and _parameter(node, resource_type, name) is None
     ]
 
 
-def _parameter(resource_type: str, name: str) -> tuple[SearchParam, str, str | None] | None:
+def unindexed(node, resource_type: str, params: list[tuple[str, str]]) -> list[str]:
+    """Return the codes among params of the node's own parameters that resources written
+    before they were defined may still lack (until $reindex)."""
+    found = (_parameter(node, resource_type, name) for name, _ in params if name not in RESULT_PARAMETERS)
+    return sorted({parsed[0].code for parsed in found if parsed is not None and parsed[0].pending})
+
+
+def _parameter(node, resource_type: str, name: str) -> tuple[SearchParam, str, str | None] | None:
     """Split name into (parameter, modifier, chained rest) if the type supports it."""
     head, _, chain = name.partition(".")
     code, _, modifier = head.partition(":")
-    param = params_for(resource_type).get(code)
+    param = params_for(resource_type, node).get(code)
     if param is None:
         return None
     if chain:
@@ -134,7 +142,7 @@ def _parameter(resource_type: str, name: str) -> tuple[SearchParam, str, str | N
 def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q | None:
     if name.startswith("_has:"):
         return _has(node, resource_type, name, value)
-    parsed = _parameter(resource_type, name)
+    parsed = _parameter(node, resource_type, name)
     if parsed is None:
         return None
     param, modifier, chain = parsed
@@ -328,7 +336,7 @@ def _has(node, resource_type: str, name: str, value: str) -> Q:
             [name],
         )
     _, source_type, code, rest = parts
-    param = params_for(source_type).get(code)
+    param = params_for(source_type, node).get(code)
     if param is None or param.type != "reference":
         raise FHIRError(400, "not-supported", f"{source_type} has no reference parameter {code!r}.", [name])
     sources = matching(node=node, resource_type=source_type, params=[(rest, value)], strict=True)
@@ -416,7 +424,7 @@ def _chain(node, param: SearchParam, modifier: str, chain: str, value: str) -> Q
             f"Name the target type to chain through {param.code}, e.g. {param.code}:Patient.{chain}.",
         )
     chained = chain.split(".")[0].split(":")[0]
-    supported = [t for t in target_types if chained in params_for(t) or chained.startswith("_has")]
+    supported = [t for t in target_types if chained in params_for(t, node) or chained.startswith("_has")]
     if not supported:
         raise FHIRError(
             400, "not-supported", f"No type {param.code} can point to has a parameter {chained!r}.", [chain]
@@ -448,7 +456,7 @@ def _sort_keys(node, resource_type: str, sort: str | None) -> list[tuple[str, bo
         elif code == "_lastUpdated":
             keys.append(("last_updated", descending))
         else:
-            param = params_for(resource_type).get(code)
+            param = params_for(resource_type, node).get(code)
             if param is None or param.type not in SORTABLE:
                 raise FHIRError(400, "not-supported", f"Cannot sort {resource_type} by {code!r}.", ["_sort"])
             keys.append((f"sort_{code.encode().hex()}", descending))  # any code, as a column name
@@ -461,7 +469,7 @@ def _annotate_sort(queryset: QuerySet, node, resource_type: str, keys: list[tupl
         if not key.startswith("sort_"):
             continue
         code = bytes.fromhex(key.removeprefix("sort_")).decode()
-        param = params_for(resource_type)[code]
+        param = params_for(resource_type, node)[code]
         aggregate = Max if descending else Min
         if param.type in ("number", "quantity"):
             table = NumberIndex if param.type == "number" else QuantityIndex
@@ -524,14 +532,17 @@ def search_page(
     """Return one page of matches in _sort order (creation order by default), with cursors."""
     queryset = matching(node=node, resource_type=resource_type, params=params, strict=strict, base=base)
     control = dict(params)
-    ignored = unsupported(resource_type, params)
+    ignored = unsupported(node, resource_type, params)
+    waiting = unindexed(node, resource_type, params)
     count = _count(control.get("_count"))
     summary = control.get("_summary")
     if summary not in (None, "count", "false"):
         ignored.append(f"_summary={summary}")
     total = None if control.get("_total") == "none" else queryset.count()
     if summary == "count" or count == 0:
-        return SearchPage([], [], queryset.count() if total is None else total, None, None, ignored)
+        return SearchPage(
+            [], [], queryset.count() if total is None else total, None, None, ignored, unindexed=waiting
+        )
     keys = _sort_keys(node, resource_type, control.get("_sort"))
     queryset = _annotate_sort(queryset, node, resource_type, keys)
     direction, cursor = "after", control.get("_cursor")
@@ -554,7 +565,7 @@ def search_page(
             previous_cursor = _encode_cursor("before", rows[0], keys)
     included = _includes(node, resource_type, rows, params)
     elements = [e for v in params if v[0] == "_elements" for e in _split(v[1])]
-    return SearchPage(rows, included, total, next_cursor, previous_cursor, ignored, elements)
+    return SearchPage(rows, included, total, next_cursor, previous_cursor, ignored, elements, waiting)
 
 
 def _count(value: str | None) -> int:
@@ -575,7 +586,7 @@ def _includes(
     they brought, MAX_ITERATIONS deep."""
     asked = [(name, value) for name, value in params if name.split(":")[0] in ("_include", "_revinclude")]
     for name, value in asked:
-        _include_params(name, value)  # refuse one that names no reference parameter, even with no rows
+        _include_params(node, name, value)  # refuse one naming no reference parameter, even with no rows
     found: dict[int, Resource] = {}
     shown = {r.pk for r in rows}
     sources, first = rows, True
@@ -584,7 +595,7 @@ def _includes(
         for name, value in asked:
             if not first and not name.endswith(":iterate"):
                 continue
-            for source_type, param, target_type in _include_params(name, value):
+            for source_type, param, target_type in _include_params(node, name, value):
                 if name.startswith("_include"):
                     pks = [r.pk for r in sources if r.resource_type == source_type]
                     brought += _forward(node, param, pks, target_type) if pks else []
@@ -601,16 +612,18 @@ def _includes(
     return list(found.values())
 
 
-def _include_params(name: str, value: str) -> list[tuple[str, SearchParam, str]]:
+def _include_params(node, name: str, value: str) -> list[tuple[str, SearchParam, str]]:
     """(source type, reference parameter, target type or "") of an _include or _revinclude value:
     Type:param, Type:param:Target, or Type:* for every reference parameter of the type."""
     source_type, _, rest = value.partition(":")
     code, _, target_type = rest.partition(":")
     if is_resource_type(source_type) and code == "*":
         return [
-            (source_type, p, target_type) for p in params_for(source_type).values() if p.type == "reference"
+            (source_type, p, target_type)
+            for p in params_for(source_type, node).values()
+            if p.type == "reference"
         ]
-    param = params_for(source_type).get(code) if is_resource_type(source_type) else None
+    param = params_for(source_type, node).get(code) if is_resource_type(source_type) else None
     if param is None or param.type != "reference":
         raise FHIRError(400, "not-supported", f"{name}={value} names no reference parameter.", [name])
     return [(source_type, param, target_type)]

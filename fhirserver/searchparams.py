@@ -17,9 +17,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 
-import fhirpathpy
-from fhirpathpy.models import models as fhirpath_models
-
+from fhirserver import fhirpath
 from fhirserver.dates import EARLIEST, LATEST, date_range
 from fhirserver.registry import RESOURCE_TYPES
 
@@ -61,6 +59,9 @@ class SearchParam:
     documentation: str = ""
     definition: str = ""  # its canonical URL
     components: tuple[Component, ...] = ()  # a composite's, in order
+    # A node's own parameter that resources written before it was defined may lack, until
+    # they are indexed again ($reindex).
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,34 +79,53 @@ def _definitions() -> tuple[dict, ...]:
     return (*json.loads(DEFINITIONS.read_text())["parameters"], *CUSTOM)
 
 
+def params_for(resource_type: str, node=None) -> dict[str, SearchParam]:
+    """Return the search parameters of a resource type by code: the standard ones, and at a
+    node also its own (SearchParameter resources written to it)."""
+    standard = _standard_params(resource_type)
+    if node is None or not node.search_revision:
+        return standard
+    from fhirserver.custom_params import custom_params  # it builds on this module
+
+    custom = custom_params(node).get(resource_type)
+    return {**standard, **custom} if custom else standard
+
+
 @cache
-def params_for(resource_type: str) -> dict[str, SearchParam]:
-    """Return the search parameters of a resource type by code."""
+def _standard_params(resource_type: str) -> dict[str, SearchParam]:
     params: dict[str, SearchParam] = {}
     for definition in _definitions():
         bases = definition["base"]
         if resource_type not in bases and not ({"Resource", "DomainResource"} & set(bases)):
             continue
-        if definition["type"] not in INDEXED_TYPES:
-            continue
-        code = definition["code"]
-        expression = (
-            "" if code in COLUMNS else _parts_for(definition.get("expression", ""), resource_type, bases)
-        )
-        if not expression and code not in COLUMNS:
-            continue
-        params[code] = SearchParam(
-            code=code,
-            type=definition["type"],
-            expression=expression,
-            targets=_targets(expression, tuple(definition.get("target", ()))),
-            documentation=_described(definition.get("description", ""), resource_type),
-            definition=definition["url"],
-            components=_components(definition),
-        )
-        if definition["type"] == "composite" and not _composite_compiles(resource_type, params[code]):
-            del params[code]
+        param = param_from(definition, resource_type)
+        if param is not None:
+            params[param.code] = param
     return dict(sorted(params.items()))
+
+
+def param_from(definition: dict, resource_type: str, *, pending: bool = False) -> SearchParam | None:
+    """The parameter a SearchParameter definition gives one of its base types, or None when it
+    is of a type not indexed or its expression names nothing of that type."""
+    if definition["type"] not in INDEXED_TYPES:
+        return None
+    code, bases = definition["code"], definition["base"]
+    expression = "" if code in COLUMNS else _parts_for(definition.get("expression", ""), resource_type, bases)
+    if not expression and code not in COLUMNS:
+        return None
+    param = SearchParam(
+        code=code,
+        type=definition["type"],
+        expression=expression,
+        targets=_targets(expression, tuple(definition.get("target", ()))),
+        documentation=_described(definition.get("description", ""), resource_type),
+        definition=definition["url"],
+        components=_components(definition),
+        pending=pending,
+    )
+    if param.type == "composite" and not _composite_compiles(resource_type, param):
+        return None
+    return param
 
 
 @cache
@@ -148,7 +168,7 @@ def reference_params() -> tuple[tuple[str, SearchParam], ...]:
     return tuple(
         (resource_type, param)
         for resource_type in RESOURCE_TYPES
-        for param in params_for(resource_type).values()
+        for param in _standard_params(resource_type).values()
         if param.type == "reference"
     )
 
@@ -189,12 +209,11 @@ _RESOLVE_IS = re.compile(r"\.where\(resolve\(\) is (\w+)\)\s*$")
 
 
 @cache
-def _compiled(resource_type: str, code: str) -> tuple[tuple[Callable, tuple[str, ...]], ...]:
-    """The compiled parts of a parameter's expression, each with the types its references may
-    point to (from `.where(resolve() is T)`, which is kept as a filter, not evaluated)."""
-    param = params_for(resource_type)[code]
+def compiled_parts(resource_type: str, expression: str) -> tuple[tuple[Callable, tuple[str, ...]], ...]:
+    """The compiled parts of a parameter's expression for one type, each with the types its
+    references may point to (from `.where(resolve() is T)`, kept as a filter, not evaluated)."""
     compiled = []
-    for part in _union_parts(param.expression):
+    for part in _union_parts(expression):
         inner = part[1:-1] if part.startswith("(") and part.endswith(")") and _balanced(part[1:-1]) else part
         match = _RESOLVE_IS.search(inner)
         targets = (match.group(1),) if match else ()
@@ -202,11 +221,11 @@ def _compiled(resource_type: str, code: str) -> tuple[tuple[Callable, tuple[str,
             inner = inner[: match.start()]
         if not inner.startswith(resource_type):
             inner = f"{resource_type}.{inner}" if not inner.startswith("(") else inner
-        compiled.append((_walker(inner) or fhirpathpy.compile(inner, model=MODEL), targets))
+        compiled.append((_walker(inner) or fhirpath.compiled(inner), targets))
     return tuple(compiled)
 
 
-MODEL = fhirpath_models["r4"]
+MODEL = fhirpath.MODEL
 SUBTYPES = {
     "uri": ("canonical", "url", "oid", "uuid"),
     "string": ("code", "id", "markdown"),
@@ -302,7 +321,7 @@ def _composite_compiles(resource_type: str, param: SearchParam) -> bool:
 def _composite(resource_type: str, code: str) -> tuple[tuple[Callable, tuple[Callable, ...]], ...]:
     """For each part of a composite's base expression: what finds its elements, and each
     component's walk from such an element."""
-    param = params_for(resource_type)[code]
+    param = _standard_params(resource_type)[code]
     compiled = []
     for base in _union_parts(param.expression):
         find = _walker(base) if "." in base else (lambda content: [content])
@@ -328,7 +347,7 @@ def values_of(
     resource_type: str, param: SearchParam, content: dict
 ) -> Iterator[tuple[object, tuple[str, ...]]]:
     """Yield each value the parameter finds in a resource, with the types a reference must be."""
-    for evaluate, targets in _compiled(resource_type, param.code):
+    for evaluate, targets in compiled_parts(resource_type, param.expression):
         for value in evaluate(content):
             yield _extension_value(value), targets
 

@@ -81,6 +81,8 @@ def resource_update(
                 .first()
             )
             created = record is None or record.deleted
+            if record is not None:
+                record.node = node  # the same node, loaded already
             if record is None:
                 if if_match:
                     raise FHIRError(412, "conflict", f"{resource_type}/{logical_id} does not exist.")
@@ -196,7 +198,7 @@ def conditional_match(node: Node, resource_type: str, query: str) -> Resource | 
 def _holds_identifier_of_another(node: Node, resource_type: str, logical_id: str, content: dict) -> bool:
     if resource_type not in UNIQUE_IDENTIFIER_TYPES:
         return False
-    tokens = token_values(resource_type, content)
+    tokens = token_values(resource_type, content, node)
     return any(
         TokenIndex.objects.filter(
             node=node, resource_type=resource_type, param=param, system=system, code=code

@@ -85,7 +85,7 @@ def batch_process(*, node: Node, raw_entries: list, base: str, caller: triggers.
     for index, raw in enumerate(raw_entries):
         try:
             entry = entry_parse(raw=raw, index=index, base=base)
-            _allowed(entry, caller)
+            _allowed(node, entry, caller)
             with transaction.atomic():
                 # Each entry is a write of its own: what one shares is not the next one's.
                 answered.append(
@@ -110,7 +110,7 @@ def transaction_process(*, node: Node, raw_entries: list, base: str, caller: tri
     _check_distinct(entries)
     for entry in entries:  # one entry out of the client's scopes refuses the whole transaction
         with _failing_at(entry):
-            _allowed(entry, caller)
+            _allowed(node, entry, caller)
     by_method = {method: [e for e in entries if e.method == method] for method in METHODS}
     answered: dict[int, dict] = {}
     # FHIR's processing order is DELETE, POST, PUT, GET, so reads see the writes; all in one
@@ -372,7 +372,7 @@ def _conditional_references(*, node: Node, value: object, caller: triggers.Calle
         params = search.parse_query_string(query)
         if not params:
             raise FHIRError(400, "invalid", f"The conditional reference {reference!r} has no search.")
-        caller.allow(scopes.search_needs(resource_type, params))
+        caller.allow(scopes.search_needs(resource_type, params, node))
         matches = list(
             search.matching(node=node, resource_type=resource_type, params=params, strict=True)[:2]
         )
@@ -422,11 +422,11 @@ def references_rewrite(*, value: object, references: dict[str, str]) -> object:
     return value
 
 
-def _allowed(entry: Entry, caller: triggers.Caller) -> None:
+def _allowed(node: Node, entry: Entry, caller: triggers.Caller) -> None:
     path = "/".join(part for part in (entry.resource_type, entry.logical_id) if part)
     if entry.version_id is not None:
         path += f"/_history/{entry.version_id}"
-    caller.allow(scopes.needs(entry.method, path, entry.query or []))
+    caller.allow(scopes.needs(entry.method, path, entry.query or [], node))
 
 
 def _perform(

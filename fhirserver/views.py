@@ -13,11 +13,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fhirserver import audit, bundles, http, owners, scopes, selectors, smart, transactions, triggers
+from fhirserver import (
+    audit,
+    bundles,
+    http,
+    owners,
+    reindexing,
+    scopes,
+    selectors,
+    smart,
+    transactions,
+    triggers,
+)
 from fhirserver.auth import BearerTokenAuthentication, HoldsNodeToken
 from fhirserver.capability import capability_statement
 from fhirserver.errors import FHIRError, Issue, operation_outcome
-from fhirserver.models import Resource
+from fhirserver.models import ReindexJob, Resource
 from fhirserver.registry import is_resource_type
 from nodes.models import Node
 
@@ -46,7 +57,7 @@ class FHIRView(APIView):
             raise FHIRError(404, "not-supported", f"Resource type {resource_type!r} is not supported here.")
         if not self.public:
             here = request.path.removeprefix(f"/{self.node.slug}/fhir")
-            self.allow(scopes.needs(request.method, here, _pairs(request.query_params)))
+            self.allow(scopes.needs(request.method, here, _pairs(request.query_params), self.node))
 
     def finalize_response(self, request: Request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -86,6 +97,7 @@ class FHIRView(APIView):
                 node_id=node.pk,
                 node_ods=node.ods_code,
                 node_name=node.name,
+                node_revision=node.search_revision,
                 subtype=subtype,
                 action=audit.INTERACTIONS[subtype],
                 status=response.status_code,
@@ -238,7 +250,7 @@ class SearchView(SearchMixin, FHIRView):
     def post(self, request: Request, node: str, resource_type: str) -> Response:
         if not request.content_type.startswith("application/x-www-form-urlencoded"):
             raise FHIRError(415, "not-supported", "POST _search takes application/x-www-form-urlencoded.")
-        self.allow(scopes.search_needs(resource_type, _pairs(request.data)))
+        self.allow(scopes.search_needs(resource_type, _pairs(request.data), self.node))
         return self.search(request, resource_type, _pairs(request.query_params) + _pairs(request.data))
 
 
@@ -288,6 +300,38 @@ class SystemView(FHIRView):
             caller=triggers.Caller(request.auth, in_bundle=True),
         )
         return Response(bundle)
+
+
+class ReindexView(FHIRView):
+    """[base]/$reindex and [base]/[type]/$reindex: POST starts indexing the node's resources
+    again in the background (202, Content-Location the job); GET ?job= tells its progress."""
+
+    def post(self, request: Request, node: str, resource_type: str = "") -> Response:
+        job = reindexing.reindex_start(node=self.node, resource_type=resource_type)
+        here = self._here(resource_type)
+        return Response(
+            reindexing.job_parameters(job),
+            status=202,
+            headers={"Content-Location": f"{here}?job={job.pk}"},
+        )
+
+    def get(self, request: Request, node: str, resource_type: str = "") -> Response:
+        number = request.query_params.get("job", "")
+        job = (
+            ReindexJob.objects.filter(node=self.node, resource_type=resource_type, pk=number).first()
+            if number.isascii() and number.isdigit()
+            else None
+        )
+        if job is None:
+            raise FHIRError(
+                404, "not-found", f"No reindex job {number!r} at {self._here(resource_type)}.", ["job"]
+            )
+        return Response(
+            reindexing.job_parameters(job), headers={"X-Progress": f"{job.processed} of {job.total}"}
+        )
+
+    def _here(self, resource_type: str) -> str:
+        return "/".join(part for part in (self.base, resource_type, "$reindex") if part)
 
 
 class SmartConfigurationView(FHIRView):

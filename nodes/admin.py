@@ -6,6 +6,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 
+from exchange.topics import topics_install
 from fhirserver.scopes import problems
 from fhirserver.smart import jwks_problem
 from nodes.models import ApiClient, Membership, Node
@@ -57,6 +58,11 @@ class NodeAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(live_resources=Count("resources", filter=Q(resources__deleted=False)))
         )
+
+    def save_model(self, request, obj: Node, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:  # a new node offers the built-in subscription topics, as every node does
+            topics_install(node=obj)
 
     @admin.display(description="Resources", ordering="live_resources")
     def resource_count(self, node: Node) -> str:

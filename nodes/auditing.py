@@ -27,6 +27,7 @@ def screen_audit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callabl
                 node_id=node.pk,
                 node_ods=node.ods_code,
                 node_name=node.name,
+                node_revision=node.search_revision,
                 kind="screen",
                 subtype=match.url_name or "screen",
                 action="R" if request.method in ("GET", "HEAD") else "U",

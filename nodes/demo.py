@@ -120,12 +120,15 @@ def exchange_scopes(kind: str) -> str:
 @transaction.atomic
 def demo_seed() -> None:
     """Create or refresh the demo nodes and users; safe to run any number of times."""
+    from exchange.topics import topics_install
+
     User = get_user_model()
     password = demo_password()
     for slug, kind, ods_code, name in NODES:
         node, _ = Node.objects.update_or_create(
             slug=slug, defaults={"kind": kind, "ods_code": ods_code, "name": name}
         )
+        topics_install(node=node)
         api_client_issue(node=node, name="demo", token=demo_api_token(slug), scopes=exchange_scopes(kind))
         if kind in (Node.Kind.PRESCRIBING, Node.Kind.DISPENSING):
             api_client_issue(

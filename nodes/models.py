@@ -30,6 +30,9 @@ class Node(models.Model):
     ods_code = models.CharField("ODS code", max_length=12, unique=True)
     name = models.CharField(max_length=200)
     created = models.DateTimeField(auto_now_add=True)
+    # Changes whenever the node's own search parameters change (fhirserver/custom_params.py), so
+    # every process sees a new one with the node it loads; blank while it has none.
+    search_revision = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["kind", "slug"]

@@ -40,9 +40,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 def fast_passwords(settings) -> None:
     """The demo seed hashes every demo user's password; a fast hasher keeps the tests quick.
     AuditEvents are written at once, inside each test's own database transaction (the buffer's
-    thread has a test of its own, through gunicorn)."""
+    thread has a test of its own, through gunicorn); bearer tokens are looked up every time."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.AUDIT_FLUSH_SECONDS = 0
+    # Each test's database starts anew while token names repeat: nothing is kept between them
+    # (the cache has a test of its own).
+    settings.FHIR_AUTH_CACHE_SECONDS = 0
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from exchange.topics import topics_install
 from fhirserver.models import Resource, ResourceVersion
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM, PRESCRIPTION_ID_SYSTEM
 from nodes.models import Node
@@ -11,6 +12,8 @@ from nodes.services import api_client_issue
 
 ITEM_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
 DISPENSE_SYSTEM = "https://fhir.nhs.uk/Id/prescription-dispense-item-number"
+# The logical ids of the topics topics_install gives every node (exchange/data/topics/).
+BUILT_IN_TOPICS = ("medication-request", "medication-dispense")
 
 
 def make_medication_request(**overrides) -> dict:
@@ -62,9 +65,11 @@ def identifier_query(resource: dict) -> str:
 
 
 def make_node(slug: str, kind: str, ods_code: str, name: str) -> Node:
-    """Create a node whose FHIR API accepts the bearer token `<slug>-token`, with every scope."""
+    """Create a node whose FHIR API accepts the bearer token `<slug>-token`, with every scope,
+    offering the built-in subscription topics as every node does."""
     node = Node.objects.create(slug=slug, kind=kind, ods_code=ods_code, name=name)
     api_client_issue(node=node, name="tests", token=f"{slug}-token", scopes="system/*.cruds")
+    topics_install(node=node)
     return node
 
 
@@ -74,9 +79,14 @@ def bearer(slug: str) -> dict[str, str]:
 
 
 def stored():
-    """What the nodes hold apart from their own audit trail (every request leaves an AuditEvent)."""
-    return Resource.objects.exclude(resource_type="AuditEvent")
+    """What the nodes hold apart from their own audit trail (every request leaves an AuditEvent)
+    and the built-in subscription topics every node is given."""
+    return Resource.objects.exclude(resource_type="AuditEvent").exclude(
+        resource_type="Basic", logical_id__in=BUILT_IN_TOPICS
+    )
 
 
 def stored_versions():
-    return ResourceVersion.objects.exclude(resource_type="AuditEvent")
+    return ResourceVersion.objects.exclude(resource_type="AuditEvent").exclude(
+        resource_type="Basic", resource__logical_id__in=BUILT_IN_TOPICS
+    )

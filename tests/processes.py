@@ -123,7 +123,9 @@ class Web:
 
     def __init__(self, port: int, workers: int = 1, **env: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.env = os.environ | {"DATABASE_URL": live_database_url(), **env}
+        # Tokens looked up every time, as in the test process: a module's server outlives the
+        # nodes (and their tokens) of each test.
+        self.env = os.environ | {"DATABASE_URL": live_database_url(), "FHIR_AUTH_CACHE_SECONDS": "0", **env}
         self.command = gunicorn_command(f"127.0.0.1:{port}", workers=workers, threads=4)
         self.process: subprocess.Popen | None = None
 

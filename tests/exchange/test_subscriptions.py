@@ -269,7 +269,7 @@ def test_a_subscription_that_cannot_work_is_refused(api, receiver, change, path)
 def test_the_capability_statement_declares_the_operations(api):
     metadata = requests.get(f"{api.base}/metadata", timeout=10).json()
     (subscription,) = [r for r in metadata["rest"][0]["resource"] if r["type"] == "Subscription"]
-    assert {o["name"] for o in subscription["operation"]} == {"status", "events"}
+    assert {o["name"] for o in subscription["operation"]} == {"status", "events", "reindex"}
     topics = {e["valueCanonical"] for e in subscription["extension"] if e["url"].endswith("topic-canonical")}
     assert topics == {REQUEST_TOPIC, TOPIC_BASE + "medication-dispense"}
 

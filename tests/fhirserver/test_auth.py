@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from django.test import Client
 
+from fhirserver import auth
 from nodes.models import ApiClient
 from tests.factories import bearer
-from tests.processes import live_database_url
+from tests.processes import live_database_url, wait_for
 
 
 @pytest.fixture
@@ -34,6 +36,26 @@ def test_unknown_token_is_401(anonymous, store):
 def test_revoked_token_is_401(anonymous, store):
     ApiClient.objects.filter(node=store).update(revoked=True)
     assert anonymous.get("/store/fhir/MedicationRequest", headers=bearer("store")).status_code == 401
+
+
+def test_a_revoked_client_is_refused_within_the_lifetime_of_the_token_cache(
+    anonymous, store, settings, django_assert_max_num_queries
+):
+    settings.FHIR_AUTH_CACHE_SECONDS = 1
+    auth.client_of(bearer("store")["Authorization"])  # looked up once, then kept for a second
+    with django_assert_max_num_queries(0):
+        assert auth.client_of(bearer("store")["Authorization"]).node_id == store.pk
+    assert anonymous.get("/store/fhir/Patient", headers=bearer("store")).status_code == 200
+    ApiClient.objects.filter(node=store).update(revoked=True)
+    revoked = time.monotonic()
+
+    wait_for(
+        lambda: anonymous.get("/store/fhir/Patient", headers=bearer("store")).status_code == 401,
+        timeout=5,
+        interval=0.05,
+        message="the revoked client to be refused",
+    )
+    assert time.monotonic() - revoked <= 1.5
 
 
 def test_metadata_needs_no_token(anonymous, store):

@@ -49,7 +49,8 @@ def test_system_history_covers_every_type_at_this_node_only(client, store, broke
     create(client, {"resourceType": "Patient"})
     create(client, {"resourceType": "Patient"}, node="broker")
     bundle = client.get("/store/fhir/_history").json()
-    assert [t for _, t, _ in entries(bundle)] == ["Patient", "MedicationRequest"]
+    # Every node starts with the built-in subscription topics (Basic), oldest last.
+    assert [t for _, t, _ in entries(bundle)] == ["Patient", "MedicationRequest", "Basic", "Basic"]
 
 
 def test_since_keeps_only_later_changes(client, store):
@@ -72,7 +73,8 @@ def test_history_pages_with_next_links(client, store):
         assert len(page["entry"]) <= 2
         seen += [e["resource"]["id"] for e in page["entry"]]
         url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
-    assert seen == list(reversed(made))
+    # The node's built-in topics (installed in file-name order) came first.
+    assert seen == [*reversed(made), "medication-request", "medication-dispense"]
 
 
 def test_instance_history_of_an_unknown_resource_is_404(client, store):

@@ -41,7 +41,7 @@ def test_reindex_makes_what_was_stored_before_findable(store):
 
     assert found() == set()
     out = StringIO()
-    call_command("reindex", "--node", "store", stdout=out)
+    call_command("reindex", "--node", "store", "--type", "Observation", stdout=out)
     assert found() == {observation.logical_id}
     assert "2 resources indexed again" in out.getvalue()
     assert (
