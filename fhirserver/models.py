@@ -236,6 +236,8 @@ class ReindexJob(models.Model):
     total = models.PositiveIntegerField(default=0)
     processed = models.PositiveIntegerField(default=0)
     last_pk = models.BigIntegerField(default=0)  # where a resumed job goes on from
+    # The last resource it covers: those written after it started are indexed as they are written.
+    upto_pk = models.BigIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -31,8 +31,9 @@ def reindex_start(*, node: Node, resource_type: str = "", queue: bool = True) ->
     """Start indexing the node's live resources (of one type, or all) again; the task is
     queued once the job is stored (`queue=False`: the caller runs it)."""
     with transaction.atomic():
+        covered = _live(node, resource_type).aggregate(upto=Max("pk"), total=Count("pk"))
         job = ReindexJob.objects.create(
-            node=node, resource_type=resource_type, total=_live(node, resource_type).count()
+            node=node, resource_type=resource_type, total=covered["total"], upto_pk=covered["upto"] or 0
         )
         if queue:
             transaction.on_commit(lambda: _enqueue(job.pk))
@@ -86,7 +87,7 @@ def _chunk(job: ReindexJob) -> bool:
     with transaction.atomic():
         records = list(
             _live(job.node, job.resource_type)
-            .filter(pk__gt=job.last_pk)
+            .filter(pk__gt=job.last_pk, pk__lte=job.upto_pk)
             .select_for_update()
             .order_by("pk")[:CHUNK]
         )

@@ -41,6 +41,7 @@ class Migration(migrations.Migration):
                 ('total', models.PositiveIntegerField(default=0)),
                 ('processed', models.PositiveIntegerField(default=0)),
                 ('last_pk', models.BigIntegerField(default=0)),
+                ('upto_pk', models.BigIntegerField(default=0)),
                 ('created', models.DateTimeField(auto_now_add=True)),
                 ('started', models.DateTimeField(blank=True, null=True)),
                 ('finished', models.DateTimeField(blank=True, null=True)),

@@ -231,6 +231,8 @@ def test_a_job_left_by_a_dead_worker_goes_on_from_its_last_chunk(store, settings
         for _ in range(5)
     ]
     job = reindex_start(node=store, resource_type="Patient", queue=False)
+    # Written after it started, so indexed as written: not the job's.
+    resource_create(node=store, resource_type="Patient", content={"resourceType": "Patient"})
     # A worker took it, did the first chunk, and has said nothing since.
     ReindexJob.objects.filter(pk=job.pk).update(
         status=ReindexJob.Status.RUNNING,
@@ -247,4 +249,4 @@ def test_a_job_left_by_a_dead_worker_goes_on_from_its_last_chunk(store, settings
     assert (resumed.status, resumed.processed, resumed.total) == ("done", 5, 5)
     assert reindex_run(job_id=job.pk) is None  # done: nothing runs it again
     assert Node.objects.get(pk=store.pk).search_revision == ""  # no parameter of its own changed
-    assert Resource.objects.filter(node=store, resource_type="Patient").count() == 5
+    assert Resource.objects.filter(node=store, resource_type="Patient").count() == 6
