@@ -46,6 +46,7 @@ def fast_passwords(settings) -> None:
     # Each test's database starts anew while token names repeat: nothing is kept between them
     # (the cache has a test of its own).
     settings.FHIR_AUTH_CACHE_SECONDS = 0
+    settings.ENGINE_ROUTES_CACHE_SECONDS = 0
 
 
 @pytest.fixture

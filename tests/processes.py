@@ -123,9 +123,14 @@ class Web:
 
     def __init__(self, port: int, workers: int = 1, **env: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        # Tokens looked up every time, as in the test process: a module's server outlives the
-        # nodes (and their tokens) of each test.
-        self.env = os.environ | {"DATABASE_URL": live_database_url(), "FHIR_AUTH_CACHE_SECONDS": "0", **env}
+        # Tokens and engines looked up every time, as in the test process: a module's server
+        # outlives the nodes (and their tokens) of each test.
+        self.env = os.environ | {
+            "DATABASE_URL": live_database_url(),
+            "FHIR_AUTH_CACHE_SECONDS": "0",
+            "ENGINE_ROUTES_CACHE_SECONDS": "0",
+            **env,
+        }
         self.command = gunicorn_command(f"127.0.0.1:{port}", workers=workers, threads=4)
         self.process: subprocess.Popen | None = None
 
