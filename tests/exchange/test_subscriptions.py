@@ -13,38 +13,10 @@ from exchange.models import Message
 from exchange.notifications import TOPIC_BASE
 from exchange.subscriptions import FILTER_CRITERIA, HEARTBEAT_PERIOD, PAYLOAD_CONTENT
 from fhirserver.nhs import ODS_SYSTEM
-from tests.exchange.receiver import Receiver
 from tests.factories import bearer, make_medication_request
 from tests.processes import wait_for
 
 REQUEST_TOPIC = TOPIC_BASE + "medication-request"
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def api(live_server, transactional_db, broker):
-    """POST, PUT and GET at the broker's FHIR API, with plain JSON as any HTTP client sends it."""
-
-    class Api:
-        base = f"{live_server.url}/broker/fhir"
-
-        def send(self, method: str, path: str, body: dict | None = None, **kw) -> requests.Response:
-            return requests.request(
-                method, f"{self.base}/{path}", json=body, headers=bearer("broker"), timeout=10, **kw
-            )
-
-        def read(self, path: str) -> dict:
-            answer = self.send("GET", path)
-            assert answer.status_code == 200, answer.text
-            return answer.json()
-
-    return Api()
 
 
 def topic_subscription(endpoint: str, *, pharmacy="FEW08", content="id-only", heartbeat=0) -> dict:

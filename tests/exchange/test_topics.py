@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-import requests
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -17,8 +16,7 @@ from exchange.subscriptions import FILTER_CRITERIA, PAYLOAD_CONTENT
 from exchange.topics import TOPICS
 from fhirserver import medication
 from nodes.models import Node
-from tests.exchange.receiver import Receiver
-from tests.factories import bearer, make_node, make_patient
+from tests.factories import make_node, make_patient
 from tests.processes import wait_for
 
 R5 = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic."
@@ -27,38 +25,6 @@ ENCOUNTER_TOPIC = "https://trust.example/fhir/SubscriptionTopic/encounter-finish
 BUILT_IN = {TOPIC_BASE + "medication-request", TOPIC_BASE + "medication-dispense"}
 # The IG's own example criteria (Basic-r4-encounter-complete).
 FINISHED = "(%previous.id.empty() or (%previous.status != 'finished')) and (%current.status = 'finished')"
-
-
-@pytest.fixture
-def receiver():
-    running = Receiver().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def api(live_server, transactional_db, broker):
-    """The broker's FHIR API over live HTTP, with plain JSON."""
-
-    class Api:
-        base = f"{live_server.url}/broker/fhir"
-
-        def send(self, method: str, path: str, body: dict | None = None) -> requests.Response:
-            return requests.request(
-                method, f"{self.base}/{path}", json=body, headers=bearer("broker"), timeout=10
-            )
-
-        def read(self, path: str) -> dict:
-            answer = self.send("GET", path)
-            assert answer.status_code == 200, answer.text
-            return answer.json()
-
-        def made(self, body: dict) -> dict:
-            answer = self.send("POST", body["resourceType"], body)
-            assert answer.status_code == 201, answer.text
-            return answer.json()
-
-    return Api()
 
 
 def encounter_topic(
