@@ -1,9 +1,11 @@
 """Search at scale: N MedicationRequests and N MedicationDispenses on PostgreSQL, timed over HTTP.
 
     .venv/bin/python benchmarks/search.py [--n 100000] [--database-url postgres://...] [--samples 300]
+    .venv/bin/python benchmarks/search.py --n 500000 --database-url postgres://postgres@127.0.0.1:5432/dmed_bench_1m
 
-Seeds the data once (bulk inserts of the same rows the API writes, index rows included), starts
-gunicorn against that database, and prints the median and p95 of each search next to a read by id.
+Seeds the data once (bulk inserts of the same rows the API writes, index rows included; it first
+checks the disk has room for them, and says how long seeding took), starts gunicorn against that
+database, and prints the median and p95 of each search next to a read by id.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -42,6 +45,8 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
+    _check_disk(args.n)
+
     call_command("migrate", verbosity=0)
     node = _seed(args.n)
     port = _free_port()
@@ -72,6 +77,26 @@ def main() -> None:
         server.wait(timeout=30)
 
 
+# What one seeded resource takes on disk at most, with its version and index rows (100,000 of
+# each type took about 1.2 GB).
+BYTES_PER_RESOURCE = 12_000
+
+
+def _check_disk(n: int) -> None:
+    """Refuse to seed what the disk (of PostgreSQL's data, when it is local) has no room for."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("show data_directory")
+        folder = Path(cursor.fetchone()[0])
+    where = folder if folder.exists() else Path("/")
+    free = shutil.disk_usage(where).free
+    needed = 2 * n * BYTES_PER_RESOURCE
+    print(f"disk: {free / 1e9:.1f} GB free at {where}; {2 * n} resources take up to {needed / 1e9:.1f} GB")
+    if free < needed:
+        raise SystemExit("not enough free disk space: seed fewer (--n) or free some")
+
+
 def _create_database(url: str) -> None:
     import psycopg
 
@@ -93,9 +118,9 @@ def _seed(n: int):
     from nodes.services import api_client_issue
 
     node, _ = Node.objects.get_or_create(
-        slug="bench", defaults={"kind": "prescribing", "ods_code": "B0001", "name": "Bench"}
+        slug="bench", defaults={"kind": "broker", "ods_code": "B0001", "name": "Bench"}
     )
-    api_client_issue(node=node, name="bench", token=TOKEN)
+    api_client_issue(node=node, name="bench", token=TOKEN, scopes="system/*.rs")
     have = Resource.objects.filter(node=node, resource_type="MedicationRequest").count()
     if have >= n:
         return node
