@@ -317,11 +317,14 @@ class ReindexView(FHIRView):
 
     def get(self, request: Request, node: str, resource_type: str = "") -> Response:
         number = request.query_params.get("job", "")
-        job = (
-            ReindexJob.objects.filter(node=self.node, resource_type=resource_type, pk=number).first()
-            if number.isascii() and number.isdigit()
-            else None
-        )
+        if not (number.isascii() and number.isdigit()):
+            raise FHIRError(
+                400,
+                "required",
+                "Name the job: GET …/$reindex?job=<id>, as its Content-Location says.",
+                ["job"],
+            )
+        job = ReindexJob.objects.filter(node=self.node, resource_type=resource_type, pk=number).first()
         if job is None:
             raise FHIRError(
                 404, "not-found", f"No reindex job {number!r} at {self._here(resource_type)}.", ["job"]

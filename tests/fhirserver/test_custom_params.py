@@ -217,6 +217,8 @@ def test_reindex_needs_the_update_scope_and_a_job_of_the_node(client, store):
     status = urlsplit(taken.headers["Content-Location"])
     assert client.get(f"{status.path}?{status.query}").status_code == 200
     assert client.get("/store/fhir/Patient/$reindex?job=999999").status_code == 404
+    missing = client.get("/store/fhir/Patient/$reindex")
+    assert (missing.status_code, missing.json()["issue"][0]["expression"]) == (400, ["job"])
     assert (
         client.get("/store/fhir/Observation/$reindex?job=" + str(ReindexJob.objects.get().pk)).status_code
         == 404
