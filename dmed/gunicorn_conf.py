@@ -44,10 +44,14 @@ def write_outcome(sock, status_int: int, reason: str, mesg: str) -> None:
 util.write_error = write_outcome
 
 
-def gunicorn_command(bind: str, *, workers: int = 2, threads: int = 8) -> list[str]:
+def gunicorn_command(bind: str, *, workers: int | None = None, threads: int | None = None) -> list[str]:
     """The command that runs the web app under gunicorn with these settings, as `make demo` does
     (and the tests and benchmarks that go through gunicorn)."""
+    import os
     import sys
+
+    workers = workers or int(os.environ.get("WEB_WORKERS", "2"))
+    threads = threads or int(os.environ.get("WEB_THREADS", "8"))
 
     return [
         sys.executable,

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from fhirserver import indexing, jsonio
+from fhirserver import indexing, jsonio, prepared
 from fhirserver.models import Resource, ResourceVersion
 from fhirserver.nhs import NHS_NUMBER_SYSTEM, ODS_SYSTEM
 from nodes.models import Node
@@ -246,19 +246,19 @@ def store(accesses: list[Access]) -> None:
                 )
             )
             contents.append(body)
-        Resource.objects.bulk_create(records)
-        ResourceVersion.objects.bulk_create(
-            ResourceVersion(
-                resource=record,
-                node_id=record.node_id,
-                resource_type="AuditEvent",
-                version_id=1,
-                last_updated=now,
-                method="POST",
-                text=record.text,
+        for record in records:
+            prepared.RESOURCE_INSERT.save(record)
+            prepared.VERSION_INSERT.save(
+                ResourceVersion(
+                    resource=record,
+                    node_id=record.node_id,
+                    resource_type="AuditEvent",
+                    version_id=1,
+                    last_updated=now,
+                    method="POST",
+                    text=record.text,
+                )
             )
-            for record in records
-        )
         indexing.save_index_rows(
             [
                 row

@@ -538,11 +538,9 @@ def search_page(
     summary = control.get("_summary")
     if summary not in (None, "count", "false"):
         ignored.append(f"_summary={summary}")
-    total = None if control.get("_total") == "none" else queryset.count()
     if summary == "count" or count == 0:
-        return SearchPage(
-            [], [], queryset.count() if total is None else total, None, None, ignored, unindexed=waiting
-        )
+        return SearchPage([], [], queryset.count(), None, None, ignored, unindexed=waiting)
+    matched = queryset
     keys = _sort_keys(node, resource_type, control.get("_sort"))
     queryset = _annotate_sort(queryset, node, resource_type, keys)
     direction, cursor = "after", control.get("_cursor")
@@ -553,6 +551,10 @@ def search_page(
     order = [f"-{key}" if descending != backwards else key for key, descending in keys]
     rows = list(queryset.order_by(*order)[: count + 1])
     more, rows = len(rows) > count, rows[:count]
+    # A first page that holds every match is its own count: no second query.
+    total = (
+        None if control.get("_total") == "none" else len(rows) if not (more or cursor) else matched.count()
+    )
     if backwards:
         rows.reverse()
     next_cursor = previous_cursor = None

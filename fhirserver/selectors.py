@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.utils.dateparse import parse_datetime
 
+from fhirserver import prepared
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource, ResourceVersion
 from nodes.models import Node
@@ -75,7 +76,7 @@ def history_page(
 
 
 def _record(node: Node, resource_type: str, logical_id: str) -> Resource:
-    record = Resource.objects.filter(node=node, resource_type=resource_type, logical_id=logical_id).first()
+    record = prepared.resource_by_id(node, resource_type, logical_id)
     if record is None:
         raise FHIRError(404, "not-found", f"{resource_type}/{logical_id} is not known here.")
     return record

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fhirserver import jsonio, reactions, search
+from fhirserver import jsonio, prepared, reactions, search
 from fhirserver.errors import FHIRError
 from fhirserver.indexing import clear_index, index_resource, token_values
 from fhirserver.models import UNIQUE_IDENTIFIER_TYPES, Resource, ResourceVersion, TokenIndex
@@ -148,15 +148,20 @@ def _write_version(record: Resource, content: dict, *, method: str) -> None:
     record.last_updated = now
     record.deleted = False
     record.text = jsonio.dumps(body)
-    record.save()
-    ResourceVersion.objects.create(
-        resource=record,
-        node_id=record.node_id,
-        resource_type=record.resource_type,
-        version_id=version_id,
-        last_updated=now,
-        method=method,
-        text=record.text,
+    if record.pk is None:
+        prepared.RESOURCE_INSERT.save(record)
+    else:
+        record.save()
+    prepared.VERSION_INSERT.save(
+        ResourceVersion(
+            resource=record,
+            node_id=record.node_id,
+            resource_type=record.resource_type,
+            version_id=version_id,
+            last_updated=now,
+            method=method,
+            text=record.text,
+        )
     )
     index_resource(record, content)
     reactions.react(record, body)

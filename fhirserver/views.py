@@ -18,6 +18,7 @@ from fhirserver import (
     bundles,
     http,
     owners,
+    prepared,
     reindexing,
     scopes,
     selectors,
@@ -152,7 +153,7 @@ class FHIRView(APIView):
 
 
 def _node(slug: str) -> Node:
-    node = Node.objects.filter(slug=slug).first()
+    node = prepared.node_by_slug(slug)
     if node is None:
         raise FHIRError(404, "not-found", f"There is no node {slug!r} here.")
     return node
@@ -351,7 +352,7 @@ class SmartConfigurationView(FHIRView):
 @require_POST
 def token_view(request: HttpRequest, node: str) -> JsonResponse:
     """POST /<node>/oauth/token: client_credentials with a signed client assertion."""
-    found = Node.objects.filter(slug=node).first()
+    found = prepared.node_by_slug(node)
     try:
         if found is None:
             raise smart.OAuthError("invalid_request", f"There is no node {node!r} here.", 404)
