@@ -55,7 +55,7 @@ class NotificationRelayView(EngineView):
             note = notification_parse(jsonio.loads(request.body))
         except jsonio.JSONError as exc:
             raise FHIRError(400, "invalid", f"A notification is a JSON history Bundle: {exc}.") from None
-        self.allow([Need(note.focus_type, "c")] if note.focus_type else [])  # as the partner would
+        self.allow([Need(focus_type, "c") for focus_type in note.focus_types])  # as the partner would
         return _http(relay.notification_relay(self.relay_request(request, f"notifications/{ods_code}")))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from django.db import IntegrityError, transaction
@@ -159,6 +159,16 @@ def sender_of(*, node: Node, client: ApiClient) -> Partner:
 
 
 @dataclass
+class Event:
+    """One notification-event: its number in the stream and the resource it is about."""
+
+    number: int
+    focus_type: str
+    focus: tuple[str, str]
+    resource: dict | None = None  # the focus, when sent with full-resource content
+
+
+@dataclass
 class Notification:
     """What a receiver reads from a notification Bundle."""
 
@@ -166,46 +176,57 @@ class Notification:
     stream: str  # the sender's Subscription reference: event numbers count per stream
     events_since: int
     event: str = ""  # the topic's name
-    number: int = 0
-    focus_type: str = ""
-    focus: tuple[str, str] = ("", "")
-    resource: dict | None = None  # the focus, when sent with full-resource content
+    events: list[Event] = field(default_factory=list)  # in event-number order
+
+    @property
+    def focus_types(self) -> list[str]:
+        """The types of resource the notification brings or announces."""
+        return sorted({event.focus_type for event in self.events})
 
 
 @transaction.atomic
 def notification_receive(*, node: Node, sender: Partner, note: Notification) -> str:
-    """Take a notification (read by notification_parse): drop a repeat, catch up on a gap, take
-    or fetch the focus. Return what happened."""
+    """Take a notification (read by notification_parse): each of its events in order, dropping
+    a repeat, catching up on a gap, taking or fetching the focus. Return what happened."""
     seen = ReceivedEvent.objects.filter(node=node, partner=sender, subscription=note.stream)
-    highest = seen.aggregate(n=Max("number"))["n"] or 0
     if note.kind != "event-notification":  # a handshake, or a heartbeat that may show a gap
+        highest = seen.aggregate(n=Max("number"))["n"] or 0
         if note.kind == "heartbeat" and note.events_since > highest:
             return f"{note.kind}; {_recover(node, sender, note, seen, highest, note.events_since + 1)}"
         return note.kind
+    return "; ".join(_event_receive(node, sender, note, event, seen) for event in note.events)
+
+
+def _event_receive(node: Node, sender: Partner, note: Notification, event: Event, seen) -> str:
+    """Take one event of a notification, after the ones before it in the same Bundle."""
+    highest = seen.aggregate(n=Max("number"))["n"] or 0
     late = False
     try:
         with transaction.atomic():
             ReceivedEvent.objects.create(
-                node=node, partner=sender, subscription=note.stream, number=note.number, event=note.event
+                node=node, partner=sender, subscription=note.stream, number=event.number, event=note.event
             )
     except IntegrityError:
         # Notifications about different prescriptions may overtake each other: one taken for
         # missed is still acted on when it arrives. A true repeat is dropped.
-        late = seen.filter(number=note.number, event="missed").update(event=note.event, recovered=False)
+        late = seen.filter(number=event.number, event="missed").update(event=note.event, recovered=False)
         if not late:
             return "duplicate"
     outcome = "received"
-    if note.number > highest + 1:
-        outcome = _recover(node, sender, note, seen, highest, note.number)
-    if note.resource is not None and not late and note.number > highest:
-        copy_store(node=node, resource=note.resource)  # in order: this is the newest we know
+    if event.number > highest + 1:
+        outcome = _recover(node, sender, note, seen, highest, event.number, event.focus_type)
+    if event.resource is not None and not late and event.number > highest:
+        copy_store(node=node, resource=event.resource)  # in order: this is the newest we know
     else:
-        _fetch(node, _source(node, sender), note.focus_type, note.focus, kind=f"fetch.{note.event}")
+        _fetch(node, _source(node, sender), event.focus_type, event.focus, kind=f"fetch.{note.event}")
     return outcome
 
 
-def _recover(node: Node, sender: Partner, note: Notification, seen, highest: int, upto: int) -> str:
-    """Mark events highest+1 .. upto-1 missed and fetch what they were about."""
+def _recover(
+    node: Node, sender: Partner, note: Notification, seen, highest: int, upto: int, focus_type: str = ""
+) -> str:
+    """Mark events highest+1 .. upto-1 missed and fetch what they were about (a stream without
+    $events: everything of focus_type the sender holds for this node)."""
     missed = set(range(highest + 1, upto)) - set(
         seen.filter(number__lt=upto).values_list("number", flat=True)
     )
@@ -235,8 +256,8 @@ def _recover(node: Node, sender: Partner, note: Notification, seen, highest: int
             node=node,
             partner=source,
             key=f"recover-{sender.ods_code}",
-            resource_type=note.focus_type,
-            params=[(RECOVERY_FOR[note.focus_type], f"{ODS_SYSTEM}|{node.ods_code}")],
+            resource_type=focus_type,
+            params=[(RECOVERY_FOR[focus_type], f"{ODS_SYSTEM}|{node.ods_code}")],
             kind="notify.recover",
             on_success="exchange.copies.copies_store",
         )
@@ -254,6 +275,21 @@ def events_recovered(*, message: Message, answer) -> None:
         raise FHIRError(502, "invalid", "The partner's $events answer is not a SubscriptionStatus.") from exc
     for focus_type, system, value in sorted(wanted):
         _fetch(message.node, message.partner, focus_type, (system, value), kind="fetch.recovered")
+
+
+def _event_parse(part: dict, resource: dict | None) -> Event:
+    parts = {p["name"]: p for p in part["part"]}
+    focus = parts["focus"]["valueReference"]
+    if focus["type"] not in RECOVERY_FOR:
+        raise ValueError(f"no notifications about {focus['type']}")
+    if resource is not None and resource.get("resourceType") != focus["type"]:
+        raise ValueError("the resource sent is not the focus")
+    return Event(
+        number=int(parts["event-number"]["valueString"]),
+        focus_type=focus["type"],
+        focus=(focus["identifier"]["system"], focus["identifier"]["value"]),
+        resource=resource,
+    )
 
 
 def _fetch(node: Node, source: Partner, focus_type: str, focus: tuple[str, str], *, kind: str) -> None:
@@ -277,6 +313,9 @@ def _source(node: Node, sender: Partner) -> Partner:
 
 
 def notification_parse(bundle: dict) -> Notification:
+    """Read a notification Bundle. An event-notification may carry several events (Backport:
+    consecutive event numbers, eventsSinceSubscriptionStart the highest); with full-resource
+    content, the entries after the status are their focuses, one an event, in the same order."""
     try:
         if (bundle["resourceType"], bundle["type"]) != ("Bundle", "history"):
             raise ValueError("not a history Bundle")
@@ -292,17 +331,14 @@ def notification_parse(bundle: dict) -> Notification:
             return note
         if note.kind != "event-notification":
             raise ValueError(f"not a notification: {note.kind}")
-        parts = {p["name"]: p for p in params["notification-event"]["part"]}
-        note.number = int(parts["event-number"]["valueString"])
-        focus = parts["focus"]["valueReference"]
-        note.focus_type = focus["type"]
-        if note.focus_type not in RECOVERY_FOR:
-            raise ValueError(f"no notifications about {note.focus_type}")
-        note.focus = (focus["identifier"]["system"], focus["identifier"]["value"])
+        parts = [p for p in status["parameter"] if p["name"] == "notification-event"]
         resources = [e["resource"] for e in bundle["entry"][1:] if "resource" in e]
-        note.resource = resources[0] if resources else None
-        if note.resource is not None and note.resource.get("resourceType") != note.focus_type:
-            raise ValueError("the resource sent is not the focus")
+        if not parts or (resources and len(resources) != len(parts)):
+            raise ValueError("a notification has events, and a resource for each or for none")
+        note.events = sorted(
+            (_event_parse(part, resources[i] if resources else None) for i, part in enumerate(parts)),
+            key=lambda event: event.number,
+        )
         return note
     except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
         raise FHIRError(

@@ -61,6 +61,19 @@ def notification_text(
     return jsonio.dumps(notification_bundle(status, entries, status_url=url))
 
 
+def notification_merge(earlier: str, later: str) -> str:
+    """Return one event notification carrying the events of two, the earlier's first (Backport:
+    several notification-events in one Bundle): the later's status, whose
+    eventsSinceSubscriptionStart is the highest, and both's focus entries in the same order."""
+    first, second = jsonio.loads(earlier), jsonio.loads(later)
+    status = second["entry"][0]["resource"]["parameter"]
+    events = [p for p in first["entry"][0]["resource"]["parameter"] if p["name"] == "notification-event"]
+    at = next(i for i, p in enumerate(status) if p["name"] == "notification-event")
+    status[at:at] = events
+    second["entry"][1:1] = first["entry"][1:]
+    return jsonio.dumps(second)
+
+
 def _status(
     subscription: Subscription, kind: str, events: list[tuple[SubscriptionEvent, str]], content: str = "empty"
 ) -> dict:

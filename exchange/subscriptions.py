@@ -11,16 +11,17 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from exchange.models import Message, Partner, Subscription, SubscriptionEvent
 from exchange.services import message_enqueue
-from exchange.subscription_status import notification_text
+from exchange.subscription_status import notification_merge, notification_text
 from exchange.topics import topics_at
 from fhirserver import jsonio, services
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource, ResourceVersion
+from fhirserver.prepared import Compiled
 from fhirserver.registry import is_resource_type
 from fhirserver.search import matching, parse_query_string
 from nodes.models import Node
@@ -33,6 +34,9 @@ CONTENTS = ("empty", "id-only", "full-resource")
 PAYLOADS = ("", "application/fhir+json", "application/json")
 HOOKS = {"on_success": "exchange.subscriptions.delivered", "on_failure": "exchange.subscriptions.failed"}
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# At most this many events of one subscription go in one notification. Events wait while the
+# subscriber is slow or unreachable, and then one POST carries them all, not one each.
+EVENTS_PER_NOTIFICATION = 50
 
 
 def _sendable(value: str) -> bool:
@@ -193,9 +197,24 @@ def _refused(diagnostics: str, path: str) -> FHIRError:
 # Matching: inside the transaction of every write at a node.
 
 
+def _watching(node_id: int, resource_type: str, off: str) -> QuerySet:
+    return (
+        Subscription.objects.filter(node_id=node_id, resource_type=resource_type, resource__deleted=False)
+        .exclude(status=off)
+        .values_list("pk")[:1]
+    )
+
+
+# Whether any live subscription at a node watches a type: asked on every write, and most nodes
+# have none, so it is compiled once (prepared.Compiled) rather than by the ORM each time.
+WATCHING = Compiled(_watching, 0, "MedicationRequest", Subscription.Status.OFF.value)
+
+
 def resource_written(*, node: Node, record: Resource, content: dict) -> None:
     """Turn a write into an event for every subscription of this node that it matches."""
-    if record.resource_type == "Subscription":
+    if record.resource_type == "Subscription" or not WATCHING.rows(
+        node.pk, record.resource_type, Subscription.Status.OFF.value
+    ):
         return
     subscriptions = list(
         Subscription.objects.filter(node=node, resource_type=record.resource_type, resource__deleted=False)
@@ -240,7 +259,7 @@ def _event(subscription: Subscription, record: Resource, content: dict) -> None:
         body = notification_text(
             subscription, "event-notification", [(event, record.text)], subscription.content
         )
-        _enqueue(subscription, "subscription.event", body)
+        _notify(subscription, body)
     elif subscription.payload:  # R4: PUT the resource to [endpoint]/[type]/[id]
         url = f"{subscription.endpoint.rstrip('/')}/{record.resource_type}/{record.logical_id}"
         _enqueue(subscription, "subscription.event", record.text, method="PUT", url=url)
@@ -248,8 +267,47 @@ def _event(subscription: Subscription, record: Resource, content: dict) -> None:
         _enqueue(subscription, "subscription.event", "")
 
 
+def _notify(subscription: Subscription, body: str) -> None:
+    """Queue an event notification, or add its event to the subscription's notification still
+    waiting to go (numbers stay consecutive: the waiting one is the last of the subscription's
+    queue)."""
+    waiting = _waiting_notification(subscription)
+    if waiting is None:
+        _enqueue(subscription, "subscription.event", body, events=1)
+        return
+    waiting.body = notification_merge(waiting.body, body)
+    waiting.context = {**waiting.context, "events": waiting.context["events"] + 1}
+    waiting.save(update_fields=["body", "context"])
+
+
+def _waiting_notification(subscription: Subscription) -> Message | None:
+    """The last message of the subscription's queue, if it is an event notification no worker
+    holds (a leased one is being sent as it is: an event added now would be marked delivered
+    unsent), with room for another event. Locked, so a worker waits to claim it."""
+    last = (
+        Message.objects.select_for_update()
+        .filter(node=subscription.node_id, key=subscription.key, status=Message.Status.PENDING)
+        .order_by("-pk")
+        .first()
+    )
+    if (
+        last is None
+        or last.kind != "subscription.event"
+        or last.leased_until is not None
+        or not 0 < last.context.get("events", 0) < EVENTS_PER_NOTIFICATION
+    ):
+        return None
+    return last
+
+
 def _enqueue(
-    subscription: Subscription, kind: str, body: str, *, method: str = "POST", url: str = ""
+    subscription: Subscription,
+    kind: str,
+    body: str,
+    *,
+    method: str = "POST",
+    url: str = "",
+    events: int = 0,
 ) -> None:
     """Queue a delivery. To an endpoint in this node's directory it carries the token the
     directory holds for that partner, so subscribers need not put a secret in the resource."""
@@ -263,7 +321,7 @@ def _enqueue(
         url=url or subscription.endpoint,
         headers=subscription.headers,
         body=body,
-        context={"subscription": subscription.pk},
+        context={"subscription": subscription.pk, **({"events": events} if events else {})},
         **HOOKS,
     )
 

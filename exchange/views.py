@@ -21,7 +21,7 @@ class NotificationView(FHIRView):
         sender = sender_of(node=self.node, client=request.auth)
         note = notification_parse(self.resource_body(request))
         # A notification brings (or announces) a version of its focus to store here.
-        self.allow([Need(note.focus_type, "c")] if note.focus_type else [])
+        self.allow([Need(focus_type, "c") for focus_type in note.focus_types])
         outcome = notification_receive(node=self.node, sender=sender, note=note)
         return Response(
             operation_outcome([Issue("informational", f"Notification {outcome}.", severity="information")])

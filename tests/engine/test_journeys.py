@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 
 import requests
+from django.db.models import Max
 
 from dispensing import services as dispensing
 from engine.models import Relay
-from exchange.models import Message, Partner, ReceivedEvent
+from exchange.models import Message, Partner, ReceivedEvent, Subscription
 from fhirserver.medication import SNOMED, group_id
 from fhirserver.models import Resource
 from nodes.demo import demo_password
@@ -199,6 +200,47 @@ def test_a_gap_in_the_brokers_events_is_repaired_through_the_engine(nodes, worke
     wait_for(lambda: status(lost) == "completed", message="the lost one recovered through the engine")
     assert Relay.objects.filter(engine=engine, path__contains="/$events", status=200).exists()
     assert ReceivedEvent.objects.filter(node=trust, recovered=True).exists()
+
+
+def test_the_brokers_events_waiting_for_the_trust_go_together_and_are_each_taken_once_in_order(
+    nodes, worker, live_server
+):
+    trust, engine, broker = nodes["trust"], nodes["engine"], nodes["broker"]
+    pharmacy = nodes["pharmacy-shared-record-events"]
+    wait_for(lambda: subscribed(broker), message="the subscriptions")
+    requests_ = [issue_at_trust(trust, pharmacy, code) for code in ("RB0001", "RB0002", "RB0003")]
+    wait_for(lambda: all(held_at(pharmacy, r) for r in requests_), message="all at the pharmacy")
+    to_trust = Subscription.objects.get(node=broker, endpoint__endswith=f"/notifications/{trust.ods_code}")
+    before, since = to_trust.event_count, Message.objects.aggregate(n=Max("pk"))["n"]
+    relays_before = Relay.objects.aggregate(n=Max("pk"))["n"]
+    front = cut_off(engine, trust, live_server.url)  # the engine cannot reach the trust
+    for request in requests_:  # two events each at the broker: claimed, then completed
+        dispensing.dispense_start(node=pharmacy, request=held_at(pharmacy, request))
+        dispensing.dispense_complete(node=pharmacy, request=held_at(pharmacy, request))
+    wait_for(lambda: to_trust.events.count() == before + 6, message="six events at the broker")
+    held = Message.objects.filter(node=engine, kind="relay.notify")
+    wait_for(lambda: held.filter(attempts__gte=2).exists(), message="the engine retrying the trust")
+    assert all(status(request) == "active" for request in requests_)
+
+    front.start()
+    try:
+        wait_for(lambda: all(status(r) == "completed" for r in requests_), message="completed at the trust")
+    finally:
+        front.stop()
+    notifications = Message.objects.filter(
+        node=broker, key=to_trust.key, kind="subscription.event", pk__gt=since
+    ).order_by("pk")
+    carried = [message.context["events"] for message in notifications]
+    assert sum(carried) == 6
+    assert len(carried) < 6  # fewer notifications than events
+    # The events that waited at the broker crossed the engine together, each notification once.
+    relayed = Relay.objects.filter(pk__gt=relays_before, path=f"notifications/{trust.ods_code}")
+    assert relayed.count() == len(carried)
+    stream = f"Subscription/{to_trust.resource.logical_id}"
+    taken = ReceivedEvent.objects.filter(node=trust, subscription=stream)
+    assert list(taken.order_by("pk").values_list("number", flat=True)) == list(range(1, before + 7))
+    assert not taken.filter(recovered=True).exists()  # each taken as it came: in order, none missed
+    assert not Message.objects.filter(status=Message.Status.DEAD).exists()
 
 
 def test_the_scenario_through_the_engine_completes_twenty_with_nothing_lost_or_doubled(nodes, worker):

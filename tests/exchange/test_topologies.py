@@ -140,9 +140,11 @@ def test_scenario_command_completes_every_prescription(nodes, worker, topology):
     from django.core.management import call_command
 
     out = StringIO()
-    call_command("scenario", topology=topology, count=3, timeout=60, stdout=out)
+    # Paced at 20 a second: the second and third are issued 50 and 100 ms after the first.
+    call_command("scenario", topology=topology, count=3, timeout=60, rate=20, stdout=out)
     assert f"all 3 completed over {topology}; nothing lost, nothing duplicated" in out.getvalue()
     assert "median" in out.getvalue()
+    assert "throughput" in out.getvalue()
     assert not Message.objects.filter(status=Message.Status.DEAD).exists()
 
 

@@ -13,6 +13,10 @@ from django.core.management.base import BaseCommand, CommandError
 from dmed.gunicorn_conf import gunicorn_command
 from nodes.demo import NODES, USERS, demo_api_token, demo_password
 
+# Worker processes. A delivery mostly waits on the partner's HTTP answer, so more processes than
+# cores keep deliveries of different prescriptions going side by side (measured: `scenario`).
+WORKER_PROCESSES = 4
+
 # A worker or beat that stops is started again, unless it stops this often (then all stop).
 RESTARTS_IN_WINDOW, RESTART_WINDOW_SECONDS = 3, 60
 
@@ -40,7 +44,7 @@ class Command(BaseCommand):
                 "--loglevel",
                 "INFO",
                 "--concurrency",
-                "2",
+                str(WORKER_PROCESSES),
             ],
             "beat": [python, "-m", "celery", "-A", "dmed", "beat", "--loglevel", "INFO"],
         }
