@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format install migrate bench bench-load clean
+.PHONY: demo test lint format install migrate bench bench-load bench-soak clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(STAMP)
 # The load benchmark (wrk, 8 and 32 clients, SQLite and PostgreSQL beside a trivial Django view).
 bench-load: $(STAMP)
 	$(PY) benchmarks/load.py $(BENCH_ARGS)
+
+# The soak (10 minutes of mixed load; the web and worker processes' memory sampled every 15 s).
+bench-soak: $(STAMP)
+	$(PY) benchmarks/soak.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

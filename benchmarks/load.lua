@@ -3,10 +3,14 @@
 -- The data dir holds what load.py seeded (ids.txt, items.txt, patients.txt, one id or identifier
 -- value a line) and the bodies to post (create.json, transaction.json), in which each @UUID@
 -- becomes a fresh UUID, so that every create carries a business identifier of its own.
+-- The phase "mixed" (benchmarks/soak.py's) picks each request's kind at random by MIX's weights.
 -- `done` prints the figures as one JSON line starting with LOAD, for load.py to read.
 
 local ITEM_SYSTEM = "https://fhir.nhs.uk/Id/prescription-order-item-number"
-local phase, data, bodies, sent = nil, {}, {}, 0
+-- Mostly reads and searches, as a medicines record is used; a transaction writes 10 requests.
+local MIX = { { "read", 35 }, { "identifier", 20 }, { "patient", 15 }, { "create", 15 },
+  { "conditional", 10 }, { "transaction", 5 } }
+local phase, data, bodies, conditionals = nil, {}, {}, 0
 local threads = 0
 
 local function lines(path)
@@ -61,29 +65,54 @@ function init(args)
 end
 
 local base = nil
+local build = {}  -- each phase's request, by its name
+
+function build.create()
+  return wrk.format("POST", base .. "MedicationRequest", nil, fresh(bodies.create))
+end
+
+function build.read()
+  return wrk.format("GET", base .. "MedicationRequest/" .. pick(data.ids))
+end
+
+function build.identifier()
+  return wrk.format("GET", base .. "MedicationRequest?identifier=" .. ITEM_SYSTEM .. "%7C" .. pick(data.items))
+end
+
+function build.patient()
+  return wrk.format("GET", base .. "MedicationRequest?patient=" .. pick(data.patients) .. "&status=active")
+end
+
+function build.conditional()
+  -- Every other one names a stored request's identifier (200, nothing written); the others
+  -- are new (201, searched for, then created).
+  conditionals = conditionals + 1
+  local item = (conditionals % 2 == 0) and pick(data.items) or uuid()
+  local body = bodies.create:gsub("@UUID@", item)
+  local headers = with({ ["If-None-Exist"] = "identifier=" .. ITEM_SYSTEM .. "|" .. item })
+  return wrk.format("POST", base .. "MedicationRequest", headers, body)
+end
+
+function build.transaction()
+  return wrk.format("POST", base, nil, fresh(bodies.transaction))
+end
+
+local weights = 0
+for _, kind in ipairs(MIX) do weights = weights + kind[2] end
+
+function build.mixed()
+  local roll = math.random(weights)
+  for _, kind in ipairs(MIX) do
+    roll = roll - kind[2]
+    if roll <= 0 then return build[kind[1]]() end
+  end
+end
 
 function request()
   base = base or wrk.path
-  sent = sent + 1
-  if phase == "create" then
-    return wrk.format("POST", base .. "MedicationRequest", nil, fresh(bodies.create))
-  elseif phase == "read" then
-    return wrk.format("GET", base .. "MedicationRequest/" .. pick(data.ids))
-  elseif phase == "identifier" then
-    return wrk.format("GET", base .. "MedicationRequest?identifier=" .. ITEM_SYSTEM .. "%7C" .. pick(data.items))
-  elseif phase == "patient" then
-    return wrk.format("GET", base .. "MedicationRequest?patient=" .. pick(data.patients) .. "&status=active")
-  elseif phase == "conditional" then
-    -- Every other one names a stored request's identifier (200, nothing written); the others
-    -- are new (201, searched for, then created).
-    local item = (sent % 2 == 0) and pick(data.items) or uuid()
-    local body = bodies.create:gsub("@UUID@", item)
-    local headers = with({ ["If-None-Exist"] = "identifier=" .. ITEM_SYSTEM .. "|" .. item })
-    return wrk.format("POST", base .. "MedicationRequest", headers, body)
-  elseif phase == "transaction" then
-    return wrk.format("POST", base, nil, fresh(bodies.transaction))
-  end
-  return wrk.format("GET", base)
+  local make = build[phase]
+  if make then return make() end
+  return wrk.format("GET", base)  -- the trivial view
 end
 
 function done(summary, latency, requests)

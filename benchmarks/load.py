@@ -135,14 +135,8 @@ def main() -> None:
     databases = [d.strip() for d in args.databases.split(",")]
     if unknown := set(databases) - set(DATABASE_NAMES):
         parser.error(f"unknown database {', '.join(sorted(unknown))}: sqlite or postgres")
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        sys.exit(
-            "wrk is not installed: the load comes from it. On Debian or Ubuntu:\n"
-            "    sudo apt-get update && sudo apt-get install -y wrk"
-        )
     started = time.monotonic()
-    bench = Bench(wrk, args.seconds, args.warmup)
+    bench = Bench(wrk_path(), args.seconds, args.warmup)
     print(
         f"dmed load benchmark: wrk, {args.seconds} s a phase after {args.warmup} s of warm-up, "
         f"clients {', '.join(map(str, clients))}; gunicorn {GUNICORN}; {os.cpu_count()} cores, "
@@ -169,6 +163,17 @@ def main() -> None:
     )
 
 
+def wrk_path() -> str:
+    """wrk's path; without it, exit saying how to install it (the load comes from it)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit(
+            "wrk is not installed: the load comes from it. On Debian or Ubuntu:\n"
+            "    sudo apt-get update && sudo apt-get install -y wrk"
+        )
+    return wrk
+
+
 def server_command(app: str, port: int) -> list[str]:
     """`make demo`'s gunicorn command (nodes/management/commands/demo.py) for this WSGI app."""
     command = [*gunicorn_command(f"127.0.0.1:{port}"), "--preload"]
@@ -184,16 +189,7 @@ class Bench:
     def dmed(self, env: dict[str, str], scratch: Path, clients: list[int]) -> dict[tuple[str, int], Result]:
         """Store the benchmark's node and requests, serve them, and return each phase's figures
         and, measured just before them, the trivial view's (the machine's load changes)."""
-        scratch.mkdir(exist_ok=True)
-        manage = [sys.executable, "manage.py"]
-        begun = time.monotonic()
-        subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        out = subprocess.run(
-            [*manage, "shell", "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        ).stdout
-        seeded = json.loads(out.split("SEEDED ", 1)[1])
-        write_data(scratch, seeded)
-        print(f"migrated and seeded in {time.monotonic() - begun:.0f} s", flush=True)
+        seed(env, scratch)
         port = free_port()
         with running(server_command("dmed.wsgi", port), env, scratch):
             wait_for_port(port)
@@ -256,6 +252,21 @@ class Bench:
         )
 
 
+def seed(env: dict[str, str], scratch: Path) -> None:
+    """Migrate the fresh database and store the benchmark's node and requests (SEED), and write
+    what load.lua reads into scratch."""
+    scratch.mkdir(exist_ok=True)
+    manage = [sys.executable, "manage.py"]
+    begun = time.monotonic()
+    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    out = subprocess.run(
+        [*manage, "shell", "-c", SEED], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout
+    seeded = json.loads(out.split("SEEDED ", 1)[1])
+    write_data(scratch, seeded)
+    print(f"migrated and seeded in {time.monotonic() - begun:.0f} s", flush=True)
+
+
 def write_data(folder: Path, seeded: dict) -> None:
     """Write what load.lua reads: the stored ids and identifiers, and the bodies to post."""
     for name in ("ids", "items", "patients"):
@@ -306,10 +317,12 @@ def fresh_database(database: str, scratch: Path) -> Iterator[dict[str, str] | No
 
 @contextlib.contextmanager
 def running(command: list[str], env: dict[str, str], scratch: Path) -> Iterator[subprocess.Popen]:
-    """Run a server, its output in a log under scratch (shown if it fails), until the block ends."""
+    """Run a server, its output in a log under scratch (shown if it fails, and named by the process's
+    log_path), until the block ends."""
     log_path = scratch / f"server-{time.monotonic_ns()}.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server.log_path = log_path
         try:
             yield server
         except BaseException:

@@ -5,29 +5,15 @@ CI, which installs it) makes it fail. No figure is asserted, only that each is t
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 from benchmarks.load import PHASES
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = r"[\d,]+(?:\.\d+)?"
-
-
-@pytest.fixture
-def wrk() -> str:
-    path = shutil.which("wrk")
-    if path is None:
-        if os.environ.get("DMED_REQUIRE_BROWSER"):
-            pytest.fail("wrk is not installed (apt-get install wrk); DMED_REQUIRE_BROWSER says it must run")
-        pytest.skip("wrk is not installed (apt-get install wrk)")
-    return path
 
 
 def test_quick_load_benchmark_prints_every_phase_figures(wrk):
