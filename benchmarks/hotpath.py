@@ -72,9 +72,10 @@ def run(args) -> None:
     from django.db import connection
 
     from benchmarks.load import NODE, PATIENTS, PER_PATIENT, TOKEN
+    from benchmarks.seeding import store_requests
 
     call_command("migrate", verbosity=0)
-    seeded = _seed(NODE, PATIENTS, PER_PATIENT)
+    seeded = store_requests(NODE, PATIENTS, PER_PATIENT)
     if connection.vendor == "postgresql":
         connection.cursor().execute("ANALYZE")
     app = get_wsgi_application()
@@ -99,25 +100,6 @@ def run(args) -> None:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
             print(out.getvalue())
-
-
-def _seed(node_slug: str, patients: int, per_patient: int) -> dict:
-    from fhirserver.services import resource_create
-    from tests.factories import make_medication_request, make_node
-
-    node = make_node(node_slug, "broker", "B3NCH", "Benchmark")
-    ids, items, refs = [], [], []
-    for p in range(patients):
-        refs.append(f"Patient/bench-{p}")
-        for k in range(per_patient):
-            content = make_medication_request(
-                subject={"reference": refs[-1]}, status="completed" if k % 5 == 4 else "active"
-            )
-            stored = resource_create(node=node, resource_type="MedicationRequest", content=content)
-            ids.append(stored.resource.logical_id)
-            items.append(content["identifier"][0]["value"])
-    template = make_medication_request()
-    return {"ids": ids, "items": items, "patients": refs, "template": template}
 
 
 class Requests:

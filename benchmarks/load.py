@@ -6,8 +6,9 @@
 
 The load comes from wrk (Debian's `wrk`) in its own process, one thread, keep-alive connections,
 driven by benchmarks/load.lua. dmed runs under gunicorn as `make demo` runs it (dmed.gunicorn_conf,
-2 workers x 8 threads, preloaded), on a node of kind broker (a plain store) with an API client
-holding system/*.cruds, AuditEvents and the full standard search index on; each database is a
+4 workers x 2 threads unless WEB_WORKERS and WEB_THREADS say otherwise, preloaded), on a node of
+kind broker (a plain store) with an API client holding system/*.cruds, AuditEvents and the full
+standard search index on; each database is a
 fresh one: SQLite under a temporary DMED_VAR_DIR, and PostgreSQL (a database created at
 127.0.0.1:5432 and dropped afterwards) when it answers. 200 EPS-shaped MedicationRequests (20
 patients, 8 active and 2 completed each) are stored first; reads and searches pick among them.
@@ -46,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from benchmarks.search import _free_port as free_port  # noqa: E402
 from benchmarks.search import _wait as wait_for_port  # noqa: E402
-from dmed.gunicorn_conf import gunicorn_command  # noqa: E402
+from dmed.gunicorn_conf import THREADS, WORKERS, gunicorn_command  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("load.lua")
 POSTGRES = ("127.0.0.1", 5432)
@@ -55,28 +56,15 @@ PATIENTS, PER_PATIENT = 20, 10
 ENTRIES = 10  # a transaction Bundle's creates
 
 # Stores the benchmark's node and its client, and the requests that the reads and searches pick
-# among, through the same services the API calls; prints what it stored as JSON.
+# among (benchmarks/seeding.py); prints what it stored as JSON.
 SEED = f"""
 import json
 from django.db import connection
-from fhirserver.services import resource_create
-from tests.factories import make_medication_request, make_node
-node = make_node({NODE!r}, "broker", "B3NCH", "Benchmark")
-ids, items, patients = [], [], []
-for p in range({PATIENTS}):
-    patients.append(f"Patient/bench-{{p}}")
-    for k in range({PER_PATIENT}):
-        content = make_medication_request(
-            subject={{"reference": patients[-1]}}, status="completed" if k % 5 == 4 else "active"
-        )
-        stored = resource_create(node=node, resource_type="MedicationRequest", content=content)
-        ids.append(stored.resource.logical_id)
-        items.append(content["identifier"][0]["value"])
+from benchmarks.seeding import store_requests
+seeded = store_requests({NODE!r}, {PATIENTS}, {PER_PATIENT})
 if connection.vendor == "postgresql":  # statistics, as autovacuum keeps them on a running server
     connection.cursor().execute("ANALYZE")
-template = make_medication_request()  # what the creates post, each with an identifier of its own
-template["identifier"][0]["value"] = "@UUID@"
-print("SEEDED " + json.dumps({{"ids": ids, "items": items, "patients": patients, "template": template}}))
+print("SEEDED " + json.dumps(seeded))
 """
 
 
@@ -102,7 +90,10 @@ TARGETS = {
     "postgres": {"read": 0.4, "identifier": 0.3, "create": 0.12, "transaction": 1.5},
 }
 DATABASE_NAMES = {"sqlite": "SQLite (embedded)", "postgres": "PostgreSQL"}
-GUNICORN = "2 workers x 8 threads, dmed.gunicorn_conf, --preload"
+GUNICORN = (
+    f"{os.environ.get('WEB_WORKERS', WORKERS)} workers x {os.environ.get('WEB_THREADS', THREADS)} threads, "
+    "dmed.gunicorn_conf, --preload"
+)
 
 
 @dataclass(frozen=True)

@@ -44,15 +44,21 @@ def write_outcome(sock, status_int: int, reason: str, mesg: str) -> None:
 util.write_error = write_outcome
 
 
+# Processes and threads each. Chosen by measurement (benchmarks/load.py, README's Performance):
+# on 2 cores, 4 processes of 2 threads serve reads about as fast as 2 of 8 and cut the slowest
+# writes' wait (p95 of a conditional create 1,000 -> 100-160 ms) because fewer threads contend
+# for each process's GIL and none waits behind 7 others. WEB_WORKERS and WEB_THREADS override them.
+WORKERS, THREADS = 4, 2
+
+
 def gunicorn_command(bind: str, *, workers: int | None = None, threads: int | None = None) -> list[str]:
     """The command that runs the web app under gunicorn with these settings, as `make demo` does
     (and the tests and benchmarks that go through gunicorn)."""
     import os
     import sys
 
-    workers = workers or int(os.environ.get("WEB_WORKERS", "2"))
-    threads = threads or int(os.environ.get("WEB_THREADS", "8"))
-
+    workers = workers or int(os.environ.get("WEB_WORKERS", WORKERS))
+    threads = threads or int(os.environ.get("WEB_THREADS", THREADS))
     return [
         sys.executable,
         "-m",
