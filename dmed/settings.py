@@ -272,6 +272,8 @@ EXCHANGE_RETRY_CAP_SECONDS = env_float("EXCHANGE_RETRY_CAP_SECONDS", 900.0)
 EXCHANGE_MAX_AGE_SECONDS = env_int("EXCHANGE_MAX_AGE_SECONDS", 24 * 3600)
 EXCHANGE_LEASE_SECONDS = env_int("EXCHANGE_LEASE_SECONDS", 120)
 EXCHANGE_SWEEP_BATCH = env_int("EXCHANGE_SWEEP_BATCH", 500)
+# A due message queued this long ago and still pending is queued again: its task was lost.
+EXCHANGE_REQUEUE_SECONDS = env_float("EXCHANGE_REQUEUE_SECONDS", 60.0)
 # How long each process keeps which node slugs are integration engines (whose routes relay).
 ENGINE_ROUTES_CACHE_SECONDS = env_float("ENGINE_ROUTES_CACHE_SECONDS", 5.0)
 # An integration engine waits this long for the broker's answer to a create or a notification

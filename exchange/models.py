@@ -85,6 +85,9 @@ class Message(models.Model):
     next_attempt_at = models.DateTimeField()
     expires_at = models.DateTimeField(help_text="After this, a message still failing is dead.")
     leased_until = models.DateTimeField(null=True, blank=True)
+    # When a task to deliver it was last handed to Celery: the sweep hands it over again only when
+    # that task cannot be the one to send it (exchange.services.messages_sweep).
+    queued_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     response_status = models.PositiveIntegerField(null=True, blank=True)

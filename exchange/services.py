@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -51,6 +52,7 @@ def message_enqueue(
         context=context or {},
         next_attempt_at=now,
         expires_at=now + timedelta(seconds=settings.EXCHANGE_MAX_AGE_SECONDS),
+        queued_at=now,
     )
     transaction.on_commit(lambda: _schedule(message.pk))
     return message
@@ -83,8 +85,9 @@ def _schedule(message_id: int) -> None:
 
     try:
         deliver.delay(message_id)
-    except Exception:  # the broker is down: beat's sweep will find the row
+    except Exception:  # the broker is down: beat's sweep will find the row, as never queued
         log.warning("Could not queue message %s; the sweep will deliver it", message_id, exc_info=True)
+        Message.objects.filter(pk=message_id).update(queued_at=None)
 
 
 # How many messages of one key a task delivers in a row before handing the rest to another task.
@@ -258,23 +261,39 @@ def _following(message: Message) -> int | None:
 
 
 def messages_sweep() -> int:
-    """Queue every message that is due and first in line for its key; return how many."""
+    """Queue every message that is due, first in line for its key and with no task that will
+    send it; return how many. A message's task may still be waiting in Celery's queue behind
+    others: queuing it again at every sweep would add a task a message a sweep while the worker
+    is behind, and the worker fall further behind (1,000 prescriptions at once did that: 15,000
+    tasks waited). So a message is queued again only when it was never queued (or queueing
+    failed), came due after it was (a retry), lost its worker (its lease ran out), or was queued
+    EXCHANGE_REQUEUE_SECONDS ago (its task lost with a broker)."""
     now = timezone.now()
+    needs_a_task = (
+        Q(queued_at__isnull=True)
+        | Q(queued_at__lt=F("next_attempt_at"))
+        | Q(leased_until__isnull=False)  # pending and not leased now: its lease ran out
+        | Q(queued_at__lt=now - timedelta(seconds=settings.EXCHANGE_REQUEUE_SECONDS))
+    )
     due = (
-        Message.objects.filter(status=Message.Status.PENDING, next_attempt_at__lte=now)
+        Message.objects.filter(needs_a_task, status=Message.Status.PENDING, next_attempt_at__lte=now)
         .exclude(leased_until__gt=now)
         .order_by("pk")
         .values_list("pk", "node_id", "key")[: settings.EXCHANGE_SWEEP_BATCH]
     )
     seen: set[tuple[int, str]] = set()
-    queued = 0
+    chosen = []
     for pk, node_id, key in due:
-        if (node_id, key) in seen:
-            continue
-        seen.add((node_id, key))
+        if (node_id, key) not in seen:
+            seen.add((node_id, key))
+            chosen.append(pk)
+    # A lease that ran out is cleared with it (not one a worker has just taken meanwhile).
+    Message.objects.filter(Q(leased_until__isnull=True) | Q(leased_until__lte=now), pk__in=chosen).update(
+        queued_at=now, leased_until=None
+    )
+    for pk in chosen:
         _schedule(pk)
-        queued += 1
-    return queued
+    return len(chosen)
 
 
 @transaction.atomic
@@ -285,5 +304,6 @@ def message_requeue(*, message: Message) -> None:
     message.next_attempt_at = now
     message.expires_at = now + timedelta(seconds=settings.EXCHANGE_MAX_AGE_SECONDS)
     message.leased_until = None
+    message.queued_at = now
     message.save()
     transaction.on_commit(lambda: _schedule(message.pk))

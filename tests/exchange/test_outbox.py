@@ -158,3 +158,36 @@ def test_messages_about_one_prescription_arrive_in_order(gp, pharmacy, pharmacy_
     assert stored.version_id == 5
     assert json.loads(stored.text)["name"][0]["family"] == "v5"
     assert [m.response_status for m in Message.objects.order_by("pk")] == [201, 200, 200, 200, 200]
+
+
+def test_the_sweep_queues_a_message_again_only_when_no_task_will_send_it(gp, pharmacy_entry, monkeypatch):
+    """While the worker is behind, each due message's task waits in Celery's queue: the sweep must
+    not add another at every pass (1,000 prescriptions at once made 15,000 tasks wait). It queues a
+    retry come due, a message whose worker's lease ran out and one whose task was lost long ago."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from exchange import tasks
+    from exchange.services import messages_sweep
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.deliver, "delay", queued.append)  # what is handed to Celery
+    waiting, retry, lease, lost = (
+        send_patient(gp, pharmacy_entry, value=f"p-{n}", key=f"k-{n}") for n in range(4)
+    )
+    assert queued == [waiting.pk, retry.pk, lease.pk, lost.pk]  # each once, as its write commits
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.EXCHANGE_REQUEUE_SECONDS + 1)
+    second = timedelta(seconds=1)
+    Message.objects.filter(pk=retry.pk).update(queued_at=now - 5 * second, next_attempt_at=now - second)
+    Message.objects.filter(pk=lease.pk).update(leased_until=now - second)
+    Message.objects.filter(pk=lost.pk).update(queued_at=long_ago, next_attempt_at=long_ago)
+    queued.clear()
+    assert messages_sweep() == 3
+    assert sorted(queued) == [retry.pk, lease.pk, lost.pk]  # not `waiting`: due, first, but queued
+    assert refreshed(lease).leased_until is None
+    queued.clear()
+    assert messages_sweep() == 0  # each has its task now
+    assert queued == []
