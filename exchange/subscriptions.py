@@ -283,13 +283,15 @@ def _notify(subscription: Subscription, body: str) -> None:
 def _waiting_notification(subscription: Subscription) -> Message | None:
     """The last message of the subscription's queue, if it is an event notification no worker
     holds (a leased one is being sent as it is: an event added now would be marked delivered
-    unsent), with room for another event. Locked, so a worker waits to claim it."""
-    last = (
-        Message.objects.select_for_update()
-        .filter(node=subscription.node_id, key=subscription.key, status=Message.Status.PENDING)
-        .order_by("-pk")
-        .first()
+    unsent), with room for another event. Locked, so a worker waits to claim it; one locked
+    already is left alone (a new notification goes behind it) rather than waited for: a worker
+    holding it may be waiting for this subscription's row, which this write has updated, and
+    waiting would deadlock (PostgreSQL found one under the demo's scenario)."""
+    waiting = Message.objects.filter(
+        node=subscription.node_id, key=subscription.key, status=Message.Status.PENDING
     )
+    newest = waiting.order_by("-pk").values_list("pk", flat=True).first()
+    last = waiting.select_for_update(skip_locked=True).filter(pk=newest).first() if newest else None
     if (
         last is None
         or last.kind != "subscription.event"
