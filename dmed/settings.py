@@ -251,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "prescribing.tasks.release_repeats",
         "schedule": env_float("REPEAT_RELEASE_SECONDS", 60.0),
     },
+    # The planner's statistics of the searched tables, whatever autovacuum does (fhirserver/statistics.py).
+    "statistics-refresh": {
+        "task": "fhirserver.tasks.statistics_refresh",
+        "schedule": env_float("STATISTICS_REFRESH_SECONDS", 60.0),
+    },
     # $reindex jobs whose task was lost, or whose worker died, are handed on (fhirserver/reindexing.py).
     "reindex-sweep": {
         "task": "fhirserver.tasks.reindex_sweep",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fhirserver import reindexing
+from fhirserver import reindexing, statistics
 
 
 @shared_task(ignore_result=True)
@@ -16,3 +16,9 @@ def reindex(job_id: int) -> None:
 def reindex_sweep() -> int:
     """Queue again the reindex jobs no worker has."""
     return reindexing.reindex_sweep()
+
+
+@shared_task(ignore_result=True)
+def statistics_refresh() -> list[str]:
+    """ANALYZE the searched tables that changed enough (fhirserver/statistics.py)."""
+    return statistics.statistics_refresh()
