@@ -98,6 +98,12 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=15, help="seconds between samples (default 15)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--database", default="sqlite", choices=sorted(DATABASE_NAMES))
+    parser.add_argument(
+        "--keep",
+        metavar="FOLDER",
+        help="run in this new folder and keep it (the database, the broker's folder and each "
+        "process's log) for inspection, instead of a temporary one",
+    )
     args = parser.parse_args()
     if args.every < 1 or args.minutes * 60 < args.every:
         parser.error("--every must be at least 1 s and at most the run's length")
@@ -109,28 +115,43 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f} at the start",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="dmed-soak-") as folder:
-        scratch = Path(folder)
-        with fresh_database(args.database, scratch) as env:
-            if env is None:
-                sys.exit(f"nothing answers at {POSTGRES[0]}:{POSTGRES[1]}: no PostgreSQL to soak")
-            env = env | {"CELERY_QUEUE": f"dmed-soak-{os.getpid()}"}
-            data = scratch / args.database
-            seed(env, data)
-            with ExitStack() as stack:
-                receiver = stack.enter_context(receiving())
-                port = free_port()
-                web = stack.enter_context(running(server_command("dmed.wsgi", port), env, scratch))
-                worker = stack.enter_context(running(worker_command(), env, scratch))
-                beat = stack.enter_context(running(beat_command(), env, scratch))
-                wait_for_port(port)
-                base = f"http://127.0.0.1:{port}/{NODE}/fhir/"
-                subscribe(base, receiver.url)
-                wait_for_worker(worker)
-                samples, kinds = soak(bench, base, data, args, receiver, web, worker, beat)
-                figures = database_figures(env) | logged_failures(web, worker)
+    with _scratch(args.keep) as scratch, fresh_database(args.database, scratch) as env:
+        if env is None:
+            sys.exit(f"nothing answers at {POSTGRES[0]}:{POSTGRES[1]}: no PostgreSQL to soak")
+        env = env | {"CELERY_QUEUE": f"dmed-soak-{os.getpid()}"}
+        data = scratch / args.database
+        seed(env, data)
+        with ExitStack() as stack:
+            receiver = stack.enter_context(receiving())
+            port = free_port()
+            web = stack.enter_context(running(server_command("dmed.wsgi", port), env, scratch))
+            worker = stack.enter_context(running(worker_command(), env, scratch))
+            beat = stack.enter_context(running(beat_command(), env, scratch))
+            wait_for_port(port)
+            base = f"http://127.0.0.1:{port}/{NODE}/fhir/"
+            subscribe(base, receiver.url)
+            wait_for_worker(worker)
+            samples, kinds = soak(bench, base, data, args, receiver, web, worker, beat)
+            figures = database_figures(env) | logged_failures(web, worker)
     report(samples, kinds, args.minutes * 60, figures)
     print(f"\nLoad average {os.getloadavg()[0]:.1f} at the end (other processes share the cores).")
+
+
+@contextmanager
+def _scratch(keep: str | None) -> Iterator[Path]:
+    """A temporary folder for the run, or with --keep a new folder that stays (its path printed)."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="dmed-soak-") as folder:
+            yield Path(folder)
+        return
+    folder = Path(keep).resolve()
+    folder.mkdir(parents=True)  # a new one: a kept run is never mixed with another
+    try:
+        yield folder
+    finally:
+        print(
+            f"\nKept {folder}: the database and broker folder in var-*/, each process's log in server-*.log"
+        )
 
 
 def worker_command() -> list[str]:

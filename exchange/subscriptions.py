@@ -238,8 +238,12 @@ def resource_written(*, node: Node, record: Resource, content: dict) -> None:
                 continue
         if subscription.criteria:
             params = parse_query_string(subscription.criteria)
-            candidates = matching(node=node, resource_type=record.resource_type, params=params, strict=False)
-            if not candidates.filter(pk=record.pk).exists():
+            # Only this resource's index rows are read (within): the write holds the database's
+            # one writer meanwhile, so this must not grow with every resource the criteria match.
+            candidates = matching(
+                node=node, resource_type=record.resource_type, params=params, strict=False, within=record.pk
+            )
+            if not candidates.exists():
                 continue
         _event(subscription, record, content)
 

@@ -78,7 +78,7 @@ class _Read:
 def topics_at(node: Node) -> dict[str, Topic]:
     """Return the node's live topics by url, oldest first."""
     topics: dict[str, Topic] = {}
-    for text in _topic_records(node).values_list("text", flat=True):
+    for text in _topic_texts(_topic_records(node)):
         topic = _topic_of(text)
         if topic is not None:
             topics.setdefault(topic.url, topic)
@@ -91,6 +91,10 @@ def topic_urls(node: Node) -> list[str]:
 
 
 def _topic_records(node: Node):
+    """The node's live Basic resources coded SubscriptionTopic, in no order: topics_at asks for
+    them on every write a topic subscription may match, and ordered in SQL (by pk), SQLite reads
+    them through the index on the node alone, every resource of the node (thousands), rather than
+    through the one on node and type (a few Basic); _topic_texts puts them in order."""
     return Resource.objects.filter(
         node=node,
         resource_type="Basic",
@@ -98,7 +102,12 @@ def _topic_records(node: Node):
         tokens__param="code",
         tokens__system=FHIR_TYPES,
         tokens__code="SubscriptionTopic",
-    ).order_by("pk")
+    )
+
+
+def _topic_texts(records) -> list[str]:
+    """The texts of topic records, oldest first."""
+    return [text for _, text in sorted(records.values_list("pk", "text"))]
 
 
 @lru_cache(maxsize=256)
@@ -136,7 +145,7 @@ def topic_stored(*, node: Node, record: Resource, content: dict) -> None:
     # One topic write at a time per node, so two cannot take the same url.
     Node.objects.select_for_update(no_key=True).filter(pk=node.pk).values_list("pk").first()
     if read is not None:
-        others = _topic_records(node).exclude(pk=record.pk).values_list("text", flat=True)
+        others = _topic_texts(_topic_records(node).exclude(pk=record.pk))
         if any((t := _topic_of(text)) is not None and t.url == read.topic.url for text in others):
             raise _refused(f"Another topic here has the url {read.topic.url!r}.", read.url_path)
     if before is None or not _in_use(node, before.url):

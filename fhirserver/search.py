@@ -12,6 +12,7 @@ from functools import reduce
 from urllib.parse import parse_qsl
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -80,16 +81,30 @@ def parse_query_string(query: str) -> list[tuple[str, str]]:
 
 
 def matching(
-    *, node, resource_type: str, params: list[tuple[str, str]], strict: bool, base: str = ""
+    *,
+    node,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    strict: bool,
+    base: str = "",
+    within: int | None = None,
 ) -> QuerySet[Resource]:
-    """Return this node's live resources of the type matching every parameter (repeats AND)."""
+    """Return this node's live resources of the type matching every parameter (repeats AND).
+
+    With `within` (a Resource pk), only that resource, if it matches: each index table is then
+    read for its rows alone. SQLite runs an `IN (subquery)` in full before it looks at the row,
+    so without it asking whether one resource matches costs as much as the whole search (every
+    request naming a pharmacy, for a subscription filtered by that pharmacy)."""
     queryset = Resource.objects.filter(node=node, resource_type=resource_type, deleted=False)
+    if within is not None:
+        queryset = queryset.filter(pk=within)
+    conditions: list[tuple[str, str, Q]] = []
     for name, value in params:
         if "\x00" in name or "\x00" in value:  # no database stores it, and no FHIR string holds it
             raise FHIRError(400, "invalid", "A search parameter may not contain the NUL character.", [name])
         if name in RESULT_PARAMETERS:
             continue
-        condition = _condition(node, resource_type, name, value, base)
+        condition = _condition(node, resource_type, name, value, base, within)
         if condition is None:
             if strict:
                 raise FHIRError(
@@ -99,8 +114,52 @@ def matching(
                     [name],
                 )
             continue
+        conditions.append((name, value, condition))
+    if within is None and len(conditions) > 1 and connections[DEFAULT_DB_ALIAS].vendor == "sqlite":
+        conditions = _driven(node, resource_type, base, conditions)
+    for _, _, condition in conditions:
         queryset = queryset.filter(condition)
     return queryset
+
+
+# Conditions of a search on SQLite (see _driven): one that matches at least this many index rows
+# is broad, checked row by row when a narrower condition drives the search.
+BROAD_ROWS = 200
+
+
+def _driven(node, resource_type: str, base: str, conditions: list[tuple[str, str, Q]]) -> list:
+    """Let a narrow condition drive a search that also has broad ones (patient=… & status=active).
+
+    SQLite runs each `pk IN (subquery)` in full before it looks at a row: status=active lists
+    every active request, so such a search grows with the data however few resources it finds.
+    When one condition matches few index rows (fewer than BROAD_ROWS, counted up to there) and
+    others match many, the broad ones become subqueries on each candidate's own rows (correlated,
+    through the index on the resource), found from the narrow one's. Otherwise nothing changes."""
+    sizes = {}
+    for index, (name, _, condition) in enumerate(conditions):
+        rows = _index_rows_of(node, resource_type, name, condition)
+        if rows is not None:
+            sizes[index] = rows.order_by()[:BROAD_ROWS].count()
+    broad = [index for index, size in sizes.items() if size >= BROAD_ROWS]
+    if not broad or len(broad) == len(sizes):
+        return conditions
+    driven = list(conditions)
+    for index in broad:
+        name, value, _ = conditions[index]
+        driven[index] = (name, value, _condition(node, resource_type, name, value, base, OuterRef("pk")))
+    return driven
+
+
+def _index_rows_of(node, resource_type: str, name: str, condition: Q) -> QuerySet | None:
+    """The index rows a plain condition (`pk IN (rows)`, of a parameter of one table) is met by,
+    else None (chains, composites, :missing, :not, _id, _lastUpdated and _has stay as they are)."""
+    parsed = None if name.startswith("_has:") else _parameter(node, resource_type, name)
+    if parsed is None or parsed[2] or parsed[1] == "missing" or parsed[0].type == "composite":
+        return None
+    if condition.negated or len(condition.children) != 1 or not isinstance(condition.children[0], tuple):
+        return None
+    key, rows = condition.children[0]
+    return rows if key == "pk__in" and isinstance(rows, QuerySet) else None
 
 
 def unsupported(node, resource_type: str, params: list[tuple[str, str]]) -> list[str]:
@@ -139,7 +198,9 @@ def _parameter(node, resource_type: str, name: str) -> tuple[SearchParam, str, s
     return param, modifier, None
 
 
-def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q | None:
+def _condition(
+    node, resource_type: str, name: str, value: str, base: str, within: int | OuterRef | None = None
+) -> Q | None:
     if name.startswith("_has:"):
         return _has(node, resource_type, name, value)
     parsed = _parameter(node, resource_type, name)
@@ -150,12 +211,12 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
     if not values:
         raise FHIRError(400, "invalid", f"Search parameter {name!r} has no value.", [name])
     if modifier == "missing":
-        return _missing(node, resource_type, param, name, value)
+        return _missing(node, resource_type, param, name, value, within)
     if param.code == "_id":
         return Q(logical_id__in=values)
     if param.code == "_lastUpdated":
         return _any(_date_condition(v, name, "last_updated", "last_updated") for v in values)
-    rows = {"resource_type": resource_type, "param": param.code, "node": node}
+    rows = _rows(node, resource_type, param.code, within)
     if chain:
         return Q(
             pk__in=ReferenceIndex.objects.filter(**rows)
@@ -163,7 +224,7 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
             .values("resource_id")
         )
     if param.type == "composite":
-        return _any(_composite(node, resource_type, param, name, v, base) for v in values)
+        return _any(_composite(node, resource_type, param, name, v, base, within) for v in values)
     if param.type == "token" and modifier == "text":
         table = StringIndex.objects.filter(**{**rows, "param": text_param(param.code)})
         return Q(pk__in=table.filter(_any(_string(v, "") for v in values)).values("resource_id"))
@@ -193,6 +254,17 @@ def _condition(node, resource_type: str, name: str, value: str, base: str) -> Q 
     return Q(
         pk__in=table.filter(_any(_reference(v, modifier, param, base) for v in values)).values("resource_id")
     )
+
+
+def _rows(node, resource_type: str, code: str, within: int | OuterRef | None) -> dict:
+    """The filter of a parameter's index rows: the node's, of the type; with `within` (a pk, or
+    OuterRef("pk") for each candidate of a search), that one resource's, by its key alone, so that
+    SQLite reads them through the index on the resource (given the node and type as well, it
+    prefers the index that starts with them, and reads every row of the parameter's value:
+    thousands, for a pharmacy's code)."""
+    if within is not None:
+        return {"resource_id": within, "param": code}
+    return {"resource_type": resource_type, "param": code, "node": node}
 
 
 def _split(value: str, separator: str = ",") -> list[str]:
@@ -239,7 +311,9 @@ def _token(value: str, kind: str, modifier: str = "") -> Q:
     return Q(system="", code=code)
 
 
-def _missing(node, resource_type: str, param: SearchParam, name: str, value: str) -> Q:
+def _missing(
+    node, resource_type: str, param: SearchParam, name: str, value: str, within: int | None = None
+) -> Q:
     """`:missing=true`: resources with no value for the parameter; `false`: those with one."""
     if value not in ("true", "false"):
         raise FHIRError(400, "invalid", f"{name} takes true or false, not {value!r}.", [name])
@@ -248,7 +322,7 @@ def _missing(node, resource_type: str, param: SearchParam, name: str, value: str
     kind, code = (
         (param.components[0].type, f"{param.code}$0") if param.components else (param.type, param.code)
     )
-    table = TABLE_OF[kind].objects.filter(node=node, resource_type=resource_type, param=code)
+    table = TABLE_OF[kind].objects.filter(**_rows(node, resource_type, code, within))
     present = Q(pk__in=table.values("resource_id"))
     return ~present if value == "true" else present
 
@@ -288,7 +362,9 @@ def _number(value: str, name: str, kind: str) -> Q:
     return condition
 
 
-def _composite(node, resource_type: str, param: SearchParam, name: str, value: str, base: str) -> Q:
+def _composite(
+    node, resource_type: str, param: SearchParam, name: str, value: str, base: str, within: int | None = None
+) -> Q:
     """Match a composite `a$b`: the components' rows of one element (one group) match each part."""
     parts = _split(value, "$")
     if len(parts) != len(param.components):
@@ -303,7 +379,7 @@ def _composite(node, resource_type: str, param: SearchParam, name: str, value: s
     for index in reversed(range(len(parts))):
         component = param.components[index]
         kind = TABLE_OF[component.type]
-        rows = kind.objects.filter(node=node, resource_type=resource_type, param=f"{param.code}${index}")
+        rows = kind.objects.filter(**_rows(node, resource_type, f"{param.code}${index}", within))
         rows = rows.filter(_part(component, parts[index], name, base))
         if groups is not None:
             rows = rows.filter(group__in=groups)

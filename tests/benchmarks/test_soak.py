@@ -6,17 +6,21 @@ verdict), only that each is there."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.soak import WORKER_PROCESSES
+from dmed.gunicorn_conf import WORKERS
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = r"[\d,]+(?:\.\d+)?"
 SIGNED = r"[+-][\d,]+\.\d"
-PROCESSES = ["web master", "web 1", "web 2", "celery"]
+# gunicorn as `make demo` runs it (WEB_WORKERS, should the environment set it).
+WEB = int(os.environ.get("WEB_WORKERS", WORKERS))
+PROCESSES = ["web master", *(f"web {n}" for n in range(1, WEB + 1)), "celery"]
 PROCESSES += [f"pool {n}" for n in range(1, WORKER_PROCESSES + 1)] + ["beat"]
 
 
