@@ -66,8 +66,8 @@ from benchmarks.load import (  # noqa: E402
     wait_for_port,
     wrk_path,
 )
+from dmed.celery import WORKER_PROCESSES, beat_command, worker_command  # noqa: E402
 
-WORKER_PROCESSES = 4  # make demo's (nodes/management/commands/demo.py)
 FLAT_PERCENT, FLAT_MB = 10.0, 20.0  # a process is flat when it grew by less than both
 WARMUP_SHARE = 0.1  # the baseline is the first sample after this share of the run
 
@@ -152,27 +152,6 @@ def _scratch(keep: str | None) -> Iterator[Path]:
         print(
             f"\nKept {folder}: the database and broker folder in var-*/, each process's log in server-*.log"
         )
-
-
-def worker_command() -> list[str]:
-    """`make demo`'s Celery worker."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "dmed",
-        "worker",
-        "--loglevel",
-        "INFO",
-        "--concurrency",
-        str(WORKER_PROCESSES),
-    ]
-
-
-def beat_command() -> list[str]:
-    """`make demo`'s Celery beat (its schedule file under the temporary DMED_VAR_DIR)."""
-    return [sys.executable, "-m", "celery", "-A", "dmed", "beat", "--loglevel", "INFO"]
 
 
 class Receiver(ThreadingHTTPServer):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.soak import WORKER_PROCESSES
+from dmed.celery import WORKER_PROCESSES
 from dmed.gunicorn_conf import WORKERS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,17 +5,13 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dmed.celery import beat_command, worker_command
 from dmed.gunicorn_conf import gunicorn_command
 from nodes.demo import NODES, USERS, demo_api_token, demo_password
-
-# Worker processes. A delivery mostly waits on the partner's HTTP answer, so more processes than
-# cores keep deliveries of different prescriptions going side by side (measured: `scenario`).
-WORKER_PROCESSES = 4
 
 # A worker or beat that stops is started again, unless it stops this often (then all stop).
 RESTARTS_IN_WINDOW, RESTART_WINDOW_SECONDS = 3, 60
@@ -31,22 +27,10 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, **options) -> None:
         if _port_in_use(host, port):
             raise CommandError(f"{host}:{port} is already in use: stop what runs there, or pass --port.")
-        python = sys.executable
         commands = {
             "web": [*gunicorn_command(f"{host}:{port}"), "--preload"],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "dmed",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(WORKER_PROCESSES),
-            ],
-            "beat": [python, "-m", "celery", "-A", "dmed", "beat", "--loglevel", "INFO"],
+            "worker": worker_command(),
+            "beat": beat_command(),
         }
         processes = {name: subprocess.Popen(command) for name, command in commands.items()}
         stopping = False
