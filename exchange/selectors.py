@@ -80,6 +80,9 @@ def message_kind_words(*, message: Message) -> str:
     if words is None:
         return message.kind
     words = words.format(to=to)
+    events = message.context.get("events", 0) if kind == "subscription.event" else 0
+    if events > 1:  # several events that waited went in one notification
+        words = f"{words} ({events} events)"
     return f"{words}: reading its copy first" if fetch_first else words
 
 

@@ -11,6 +11,7 @@ import requests
 
 from exchange.models import Message
 from exchange.notifications import TOPIC_BASE
+from exchange.selectors import message_kind_words
 from exchange.subscriptions import FILTER_CRITERIA, HEARTBEAT_PERIOD, PAYLOAD_CONTENT
 from fhirserver.nhs import ODS_SYSTEM
 from tests.factories import bearer, make_medication_request
@@ -162,6 +163,12 @@ def test_a_subscriber_down_for_a_while_gets_every_event_once_in_order_in_fewer_n
     assert [e["resource"]["id"] for bundle in bundles for e in bundle["entry"][1:]] == ids
     last = bundles[-1]["entry"][0]["resource"]["parameter"]
     assert {p["name"]: p for p in last}["events-since-subscription-start"]["valueString"] == "5"
+    # The messages screen says how many events each notification carried.
+    carried = {m.pk: m.context["events"] for m in events}
+    words = [message_kind_words(message=m) for m in events.order_by("pk")]
+    assert sum(carried.values()) == 5
+    assert max(carried.values()) > 1
+    assert [w.endswith(" events)") for w in words] == [carried[pk] > 1 for pk in sorted(carried)]
     # Once the subscriber is back, the next event comes alone, after the others and nothing again.
     api.send("POST", "MedicationRequest", for_pharmacy("FEW08"))
     wait_for(lambda: receiver.notifications()[-1].numbers == [6], message="the next event")
