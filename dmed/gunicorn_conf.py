@@ -12,6 +12,11 @@ import json
 
 from gunicorn import util
 
+# Each worker listens on a socket of its own (SO_REUSEPORT), among which the kernel spreads new
+# connections. On one shared socket, whichever worker wakes first takes what is waiting: a client's
+# 8 keep-alive connections, opened at once, often all went to one process and its one GIL, and the
+# same load ran at anything from a third to all of the machine (benchmarks/load.py, README).
+reuse_port = True
 limit_request_line = 8190  # gunicorn's largest; longer searches go by POST _search
 limit_request_fields = 100
 limit_request_field_size = 8190

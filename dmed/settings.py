@@ -43,19 +43,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "csp.middleware.CSPMiddleware",
     "dmed.middleware.no_store",
     "dmed.middleware.refuse_nul",
-    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    "dmed.middleware.vary_on_htmx",
-    "dmed.middleware.idle_sign_out",
-    "nodes.auditing.screen_audit",
+    "django.middleware.csrf.CsrfViewMiddleware",  # the API's views are exempt
+    # The screens' own: the API's requests (FHIR, notifications, tokens) pass by them
+    # (dmed/screen_middleware.py).
+    "dmed.screen_middleware.CSPMiddleware",
+    "dmed.screen_middleware.SessionMiddleware",
+    "dmed.screen_middleware.AuthenticationMiddleware",
+    "dmed.screen_middleware.MessageMiddleware",
+    "dmed.screen_middleware.HtmxMiddleware",
+    "dmed.screen_middleware.vary_on_htmx",
+    "dmed.screen_middleware.idle_sign_out",
+    "dmed.screen_middleware.screen_audit",
     "axes.middleware.AxesMiddleware",  # last: it answers a locked-out sign-in
 ]
 

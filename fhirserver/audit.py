@@ -246,9 +246,9 @@ def store(accesses: list[Access]) -> None:
                 )
             )
             contents.append(body)
-        for record in records:
-            prepared.RESOURCE_INSERT.save(record)
-            prepared.VERSION_INSERT.save(
+        prepared.RESOURCE_INSERT.save_many(records, by=("node", "resource_type", "logical_id"))
+        prepared.VERSION_INSERT.save_many(
+            [
                 ResourceVersion(
                     resource=record,
                     node_id=record.node_id,
@@ -258,7 +258,9 @@ def store(accesses: list[Access]) -> None:
                     method="POST",
                     text=record.text,
                 )
-            )
+                for record in records
+            ]
+        )
         indexing.save_index_rows(
             [
                 row

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from fhirserver import prepared
 from fhirserver.errors import FHIRError
 from fhirserver.models import (
     DateIndex,
@@ -84,37 +85,23 @@ COLUMNS = {
     NumberIndex: (*COMMON, "value"),
     QuantityIndex: (*COMMON, "value", "system", "code", "unit"),
 }
-_INSERTS: dict[tuple[str, type], str] = {}  # (vendor, table) -> its INSERT
 
 
 def save_index_rows(rows: list[IndexRow]) -> None:
-    """Insert index rows of any kinds, one statement a table: plain tuples through executemany,
-    as building a model instance per row and bulk_create's preparation of each value cost more
-    than the database's work (a read's AuditEvent has about 20 rows)."""
+    """Insert index rows of any kinds, as plain tuples (prepared.insert_rows), as building a model
+    instance per row and bulk_create's preparation of each value cost more than the database's
+    work (a read's AuditEvent has about 20 rows)."""
     by_table: dict[type, list[tuple]] = {}
     for model, values in rows:
         by_table.setdefault(model, []).append(values)
-    if not by_table:
-        return
     connection = connections[DEFAULT_DB_ALIAS]
-    with connection.cursor() as cursor:
-        for model, values in by_table.items():
-            if model is DateIndex:  # as the ORM stores a datetime (SQLite keeps text, in UTC)
-                adapt = connection.ops.adapt_datetimefield_value
-                values = [(*v[:5], adapt(v[5]), adapt(v[6])) for v in values]
-            cursor.executemany(_insert(connection, model), values)
-
-
-def _insert(connection, model: type) -> str:
-    key = (connection.vendor, model)
-    if key not in _INSERTS:
-        quote = connection.ops.quote_name
-        columns = COLUMNS[model]
-        _INSERTS[key] = (
-            f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
+    for model, values in by_table.items():
+        if model is DateIndex:  # as the ORM stores a datetime (SQLite keeps text, in UTC)
+            adapt = connection.ops.adapt_datetimefield_value
+            values = [(*v[:5], adapt(v[5]), adapt(v[6])) for v in values]
+        prepared.insert_rows(
+            connection, model, [model._meta.get_field(c).column for c in COLUMNS[model]], values
         )
-    return _INSERTS[key]
 
 
 def index_rows(record: Resource, content: dict, node=None) -> list[IndexRow]:

@@ -17,7 +17,7 @@ from django.db.models import Max, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from fhirserver import jsonio
+from fhirserver import jsonio, searchplans
 from fhirserver.dates import EARLIEST, LATEST, date_range
 from fhirserver.errors import FHIRError
 from fhirserver.indexing import TABLE_OF, text_param
@@ -606,6 +606,9 @@ def search_page(
     *, node, resource_type: str, params: list[tuple[str, str]], strict: bool = False, base: str = ""
 ) -> SearchPage:
     """Return one page of matches in _sort order (creation order by default), with cursors."""
+    planned = _planned(node, resource_type, params, base)
+    if planned is not None:
+        return planned
     queryset = matching(node=node, resource_type=resource_type, params=params, strict=strict, base=base)
     control = dict(params)
     ignored = unsupported(node, resource_type, params)
@@ -624,8 +627,7 @@ def search_page(
         direction, values = _decode_cursor(cursor, keys)
         queryset = queryset.filter(_after(keys, values, reverse=direction == "before"))
     backwards = direction == "before"
-    order = [f"-{key}" if descending != backwards else key for key, descending in keys]
-    rows = list(queryset.order_by(*order)[: count + 1])
+    rows = list(_page_of(queryset, keys, backwards, count))
     more, rows = len(rows) > count, rows[:count]
     # A first page that holds every match is its own count: no second query.
     total = (
@@ -644,6 +646,51 @@ def search_page(
     included = _includes(node, resource_type, rows, params)
     elements = [e for v in params if v[0] == "_elements" for e in _split(v[1])]
     return SearchPage(rows, included, total, next_cursor, previous_cursor, ignored, elements, waiting)
+
+
+def _page_of(queryset: QuerySet, keys: list[tuple[str, bool]], backwards: bool, count: int) -> QuerySet:
+    """The page's rows, and one more if there are more."""
+    order = [f"-{key}" if descending != backwards else key for key, descending in keys]
+    return queryset.order_by(*order)[: count + 1]
+
+
+PLANS = searchplans.Plans(Resource)
+
+
+def _planned(node, resource_type: str, params: list[tuple[str, str]], base: str) -> SearchPage | None:
+    """The first page of a search whose query depends on nothing but its shape (searchplans.py),
+    when every match fits on it; else None, and the search goes the whole way. Such a search has
+    only tokens without a modifier, references as Type/id or id and _id (printable values, none
+    with a colon), besides _count; on SQLite, one of them (more are planned by _driven's counts)."""
+    names, values, count = [], [], None
+    for name, value in params:
+        if name == "_count" and count is None:
+            count = _count(value)
+            continue
+        parsed = None if name.startswith("_has:") else _parameter(node, resource_type, name)
+        if parsed is None or parsed[2] or parsed[0].pending or not (value.isascii() and value.isprintable()):
+            return None
+        param, modifier = parsed[0], parsed[1]
+        plain = not modifier and (param.code == "_id" or param.type == "token")
+        if not plain and not (param.type == "reference" and modifier != "identifier" and ":" not in value):
+            return None
+        names.append(name)
+        values.append(value)
+    count = settings.FHIR_SEARCH_DEFAULT_COUNT if count is None else count
+    if not names or count == 0 or (len(names) > 1 and connections[DEFAULT_DB_ALIAS].vendor == "sqlite"):
+        return None
+
+    def build(these: list[str]) -> QuerySet:
+        queryset = matching(
+            node=node, resource_type=resource_type, params=list(zip(names, these, strict=True)), strict=True
+        )
+        return _page_of(queryset, _sort_keys(node, resource_type, None), False, count)
+
+    key = (node.pk, node.search_revision, resource_type, base, tuple(names), count)
+    rows = PLANS.rows(key, values, build)
+    if rows is None or len(rows) > count:
+        return None
+    return SearchPage(rows, [], len(rows), None, None, [])
 
 
 def _count(value: str | None) -> int:

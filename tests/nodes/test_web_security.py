@@ -94,6 +94,24 @@ def test_fhir_answers_are_not_stored_and_static_files_are(client, gp):
     assert finders.find("dmed/dmed.css")
 
 
+def test_the_api_passes_by_the_screens_middleware_and_the_screens_do_not(client, gp, prescriber):
+    api = Client(headers=bearer("gp"))
+    for answer in (api.get("/gp/fhir/MedicationRequest"), api.get("/gp/fhir/Nothing/1")):
+        assert answer["Content-Type"].startswith("application/fhir+json")
+        assert answer["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert "HX-Request" not in answer.get("Vary", "")
+        assert not answer.cookies  # no session, no CSRF cookie
+        assert answer["X-Frame-Options"] == "DENY"
+        assert answer["X-Content-Type-Options"] == "nosniff"
+    assert api.get("/gp/fhir/Nothing/1").status_code == 404
+    assert sign_in(client, "pw-123456-right").status_code == 302
+    page = client.get("/gp/prescriptions")
+    assert page.status_code == 200
+    assert "script-src" in page["Content-Security-Policy"]
+    assert "HX-Request" in page["Vary"]
+    assert page.wsgi_request.user.username == "prescriber"
+
+
 def test_a_session_idle_for_longer_than_the_limit_is_signed_out_and_a_poll_keeps_nothing_alive(
     client, prescriber, settings
 ):
