@@ -660,8 +660,9 @@ PLANS = searchplans.Plans(Resource)
 def _planned(node, resource_type: str, params: list[tuple[str, str]], base: str) -> SearchPage | None:
     """The first page of a search whose query depends on nothing but its shape (searchplans.py),
     when every match fits on it; else None, and the search goes the whole way. Such a search has
-    only tokens without a modifier, references as Type/id or id and _id (printable values, none
-    with a colon), besides _count; on SQLite, one of them (more are planned by _driven's counts)."""
+    only tokens without a modifier, references by :identifier or as Type/id or id (no colon: a URL
+    is compared with this node's base) and _id, in printable values, besides _count; on SQLite,
+    one of them (more are planned by _driven's counts)."""
     names, values, count = [], [], None
     for name, value in params:
         if name == "_count" and count is None:
@@ -672,7 +673,9 @@ def _planned(node, resource_type: str, params: list[tuple[str, str]], base: str)
             return None
         param, modifier = parsed[0], parsed[1]
         plain = not modifier and (param.code == "_id" or param.type == "token")
-        if not plain and not (param.type == "reference" and modifier != "identifier" and ":" not in value):
+        by_identifier = param.type == "reference" and modifier == "identifier"
+        by_reference = param.type == "reference" and modifier != "identifier" and ":" not in value
+        if not (plain or by_identifier or by_reference):
             return None
         names.append(name)
         values.append(value)

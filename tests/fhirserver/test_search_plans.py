@@ -56,6 +56,24 @@ def test_searches_of_one_shape_are_compiled_once_and_each_finds_its_own(client, 
             assert ids(found(client, f"patient={request['subject']['reference']}")) == [request["id"]]
             assert ids(found(client, f"_id={request['id']}")) == [request["id"]]
         assert built.call_count == 2 + 3 * 2
+    # A dispense found by its prescription's item identifier (a reference's :identifier).
+    item = requests[0]["identifier"][0]
+    dispense = {
+        "resourceType": "MedicationDispense",
+        "status": "completed",
+        "medicationCodeableConcept": requests[0]["medicationCodeableConcept"],
+        "subject": requests[0]["subject"],
+        "authorizingPrescription": [{"identifier": item}],
+    }
+    stored = client.post("/store/fhir/MedicationDispense", json.dumps(dispense), content_type=FHIR_JSON)
+    assert stored.status_code == 201, stored.content
+    with mock.patch.object(search, "matching", wraps=search.matching) as built:
+        for value in (item["value"], "another-item"):
+            response = client.get(
+                f"/store/fhir/MedicationDispense?prescription:identifier={item['system']}|{value}"
+            )
+            assert ids(response.json()) == ([stored.json()["id"]] if value == item["value"] else [])
+    assert built.call_count == 2
     assert ids(found(client, f"identifier={ITEM_SYSTEM}|nothing-stored")) == []
     assert ids(found(client, "patient=Patient/p1,Patient/p2")) == [r["id"] for r in requests[1:]]
 
