@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from exchange.models import Message
-from exchange.remote import entries
+from exchange.remote import entries, next_page
+from exchange.services import message_enqueue
 from fhirserver import jsonio, services
 from fhirserver.errors import FHIRError
 from fhirserver.models import Resource
@@ -47,6 +48,19 @@ def copy_store(*, node: Node, resource: dict) -> Resource:
 
 
 def copies_store(*, message: Message, answer) -> None:
-    """Keep a copy of every resource a fetch (a searchset) brought back."""
+    """Keep a copy of every resource a fetch (a searchset) brought back, and fetch its next page,
+    if it has one at the same partner, in the same queue."""
     for resource in entries(answer.body):
         copy_store(node=message.node, resource=resource)
+    following = next_page(answer.body)
+    partner = message.partner
+    if following and partner is not None and following.startswith(f"{partner.fhir_base}/"):
+        message_enqueue(
+            node=message.node,
+            partner=partner,
+            key=message.key,
+            kind=message.kind,
+            method="GET",
+            url=following,
+            on_success=message.on_success,
+        )

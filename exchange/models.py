@@ -71,7 +71,8 @@ class Message(models.Model):
     key = models.CharField(max_length=100)
     kind = models.CharField(max_length=40, help_text="What the message does, e.g. request.create.")
     method = models.CharField(max_length=8)
-    url = models.CharField(max_length=1000)
+    # A search's URL: a dispenser-hosted poll names 20 items (about 2,300 characters at most).
+    url = models.CharField(max_length=4000)
     headers = models.JSONField(default=dict, blank=True)
     body = models.TextField(blank=True)
     # A service called with the answer, inside the transaction that marks the message delivered.
@@ -112,7 +113,7 @@ class Attempt(models.Model):
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="+")
     number = models.PositiveIntegerField()
     method = models.CharField(max_length=8)
-    url = models.CharField(max_length=1000)
+    url = models.CharField(max_length=4000)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField()
     error = models.TextField(blank=True)

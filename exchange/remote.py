@@ -190,12 +190,25 @@ def put_failed(*, message: Message, error: str, dead: bool) -> None:
 
 def entries(searchset_text: str) -> list[dict]:
     """Return the matched resources of a searchset Bundle's text."""
-    try:
-        bundle = json.loads(searchset_text)
-    except ValueError as exc:
-        raise FHIRError(502, "invalid", "The partner answered with something other than JSON.") from exc
+    bundle = _bundle(searchset_text)
     return [
         entry["resource"]
         for entry in bundle.get("entry", [])
         if entry.get("search", {}).get("mode", "match") == "match" and "resource" in entry
     ]
+
+
+def next_page(searchset_text: str) -> str:
+    """The URL of a searchset's next page ("" on the last)."""
+    links = _bundle(searchset_text).get("link", [])
+    return next((link.get("url", "") for link in links if link.get("relation") == "next"), "")
+
+
+def _bundle(searchset_text: str) -> dict:
+    try:
+        bundle = json.loads(searchset_text)
+    except ValueError as exc:
+        raise FHIRError(502, "invalid", "The partner answered with something other than JSON.") from exc
+    if not isinstance(bundle, dict):
+        raise FHIRError(502, "invalid", "The partner's answer is not a Bundle.")
+    return bundle

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def live_database_url() -> str:
     """Return a DATABASE_URL for the test database the live server uses."""
     settings_dict = connection.settings_dict
-    if settings_dict["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{settings_dict['NAME']}"
     user, host, port, name = (settings_dict[k] for k in ("USER", "HOST", "PORT", "NAME"))
     return f"postgres://{user}@{host}:{port}/{name}"

@@ -179,6 +179,11 @@ def test_the_token_codes_decode_to_the_prescription_id(sign_in, demo):
     page.emulate_media(media="print")
     expect(page.locator("header.nhsuk-header")).to_be_hidden()  # the printed token is the token alone
     expect(page.get_by_role("button", name="Print")).to_be_hidden()
+    # Decoded, not only in the page (a busy machine may take its time over the images).
+    page.wait_for_function(
+        "['#token-barcode', '#token-qr'].every(s => {"
+        " const i = document.querySelector(s); return i.complete && i.naturalWidth > 0; })"
+    )
     for selector, kind in (("#token-barcode", "Code128"), ("#token-qr", "QRCode")):
         image = Image.open(io.BytesIO(page.locator(selector).screenshot(scale="device")))
         found = [(c.format.name, c.text) for c in zxingcpp.read_barcodes(image)]

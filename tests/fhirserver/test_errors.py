@@ -209,6 +209,20 @@ def test_body_over_the_limit_is_413(client, node, settings):
     assert not stored().exists()
 
 
+def test_identifier_too_long_to_index_is_400_and_nothing_is_written(client, node):
+    fits = make_medication_request(identifier=[{"system": "https://trust.example/id", "value": "x" * 255}])
+    assert post(client, "/store/fhir/MedicationRequest", fits).status_code == 201
+    too_long = make_medication_request(
+        identifier=[{"system": "https://trust.example/id", "value": "y" * 256}]
+    )
+    response = post(client, "/store/fhir/MedicationRequest", too_long)
+    assert response.status_code == 400
+    issue = outcome(response)["issue"][0]
+    assert issue["code"] == "too-long"
+    assert issue["expression"] == ["MedicationRequest.identifier"]
+    assert stored().count() == 1
+
+
 def test_update_with_an_id_not_matching_the_url_is_400(client, node):
     body = make_medication_request(id="other")
     response = client.put("/store/fhir/MedicationRequest/mine", json.dumps(body), content_type=FHIR_JSON)
