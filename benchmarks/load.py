@@ -360,8 +360,10 @@ def report(database: str, clients: list[int], phases: list, results: dict[tuple[
             ratio = r.rate / t.rate if t.rate else 0.0
             resources = f"{r.rate * ENTRIES:,.1f}" if phase.key == "transaction" else ""
             target = ""
-            if phase.target == "transaction":
-                times = r.rate * ENTRIES / create if create else 0.0
+            if phase.target == "transaction" and not create:
+                target = "against create: run the create phase too"
+            elif phase.target == "transaction":
+                times = r.rate * ENTRIES / create
                 goal = targets["transaction"]
                 target = f"{times:.2f}x create, ≥ {goal}x: {'met' if times >= goal else 'not met'}"
             elif phase.target:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from exchange.models import Message
 from exchange.remote import entries, next_page
 from exchange.services import message_enqueue
@@ -10,6 +12,8 @@ from fhirserver.errors import FHIRError
 from fhirserver.models import Resource
 from fhirserver.search import matching
 from nodes.models import Node
+
+logger = logging.getLogger(__name__)
 
 
 def copy_store(*, node: Node, resource: dict) -> Resource:
@@ -54,13 +58,18 @@ def copies_store(*, message: Message, answer) -> None:
         copy_store(node=message.node, resource=resource)
     following = next_page(answer.body)
     partner = message.partner
-    if following and partner is not None and following.startswith(f"{partner.fhir_base}/"):
-        message_enqueue(
-            node=message.node,
-            partner=partner,
-            key=message.key,
-            kind=message.kind,
-            method="GET",
-            url=following,
-            on_success=message.on_success,
-        )
+    if not following or following == message.url:  # the last page (or a partner that loops)
+        return
+    if partner is None or not following.startswith(f"{partner.fhir_base}/"):
+        # Our token for the partner goes to the partner alone: the rest is not fetched, and said.
+        logger.warning("%s: not following next page %s (not at the partner's base)", message, following)
+        return
+    message_enqueue(
+        node=message.node,
+        partner=partner,
+        key=message.key,
+        kind=message.kind,
+        method="GET",
+        url=following,
+        on_success=message.on_success,
+    )

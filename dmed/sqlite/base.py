@@ -46,10 +46,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _commit(self):
         try:
-            return super()._commit()
+            committed = super()._commit()
         finally:
             self._turn_give()
-            self._checkpoint()
+        self._checkpoint()
+        return committed
 
     def _checkpoint(self) -> None:
         """Copy the write-ahead log into the database once it holds CHECKPOINT_BYTES, as SQLite

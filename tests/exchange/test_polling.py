@@ -4,11 +4,13 @@ interval however many are open, and learns of each dispense from them."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 from dispensing import services as dispensing
+from exchange.copies import copies_store
 from exchange.models import Message, Partner
-from exchange.services import message_deliver
+from exchange.services import message_deliver, message_enqueue
 from fhirserver.medication import ITEM_SYSTEM, item_id
 from prescribing.polling import ITEMS_A_POLL, dispensers_poll
 from tests.exchange.flows import deliver_all, held_at, issue, status
@@ -80,3 +82,31 @@ def test_a_poll_whose_answer_runs_to_pages_fetches_each(nodes, monkeypatch):
 
 def pharmacy_base(gp, pharmacy) -> str:
     return Partner.objects.get(node=gp, ods_code=pharmacy.ods_code).fhir_base
+
+
+def test_a_next_page_is_fetched_only_at_the_partner_and_only_once(nodes, caplog):
+    gp, pharmacy = nodes["gp"], nodes["pharmacy-dispenser-hosted"]
+    base = pharmacy_base(gp, pharmacy)
+    partner = Partner.objects.get(node=gp, ods_code=pharmacy.ods_code)
+    asked_first = f"{base}/MedicationDispense?prescription:identifier=x"
+    message = message_enqueue(
+        node=gp, partner=partner, key="poll-test", kind="dispense.poll", method="GET", url=asked_first
+    )
+
+    def answered(next_url: str) -> SimpleNamespace:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": [{"relation": "next", "url": next_url}],
+        }
+        return SimpleNamespace(body=json.dumps(bundle))
+
+    following = Message.objects.filter(node=gp, key="poll-test").exclude(pk=message.pk)
+    copies_store(
+        message=message, answer=answered("https://elsewhere.example/fhir/MedicationDispense?_cursor=1")
+    )
+    copies_store(message=message, answer=answered(asked_first))  # a partner that loops
+    assert not following.exists()
+    assert "not at the partner's base" in caplog.text
+    copies_store(message=message, answer=answered(f"{base}/MedicationDispense?_cursor=1"))  # the control
+    assert [m.url for m in following] == [f"{base}/MedicationDispense?_cursor=1"]
