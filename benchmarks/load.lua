@@ -67,6 +67,10 @@ end
 local base = nil
 local build = {}  -- each phase's request, by its name
 
+function build.floor()
+  return wrk.format("GET", base .. ".well-known/smart-configuration")
+end
+
 function build.create()
   return wrk.format("POST", base .. "MedicationRequest", nil, fresh(bodies.create))
 end

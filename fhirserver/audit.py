@@ -5,9 +5,9 @@ one AuditEvent at the node: type and subtype (the interaction), action, outcome,
 client, or the signed-in user), the source (the node) and the entities touched (the resources, the
 patient, the query of a search). A write's event is stored at once, in a transaction of its own
 after the write's (a refused write's after its rollback, so the failure is kept and nothing else);
-a read's goes through a buffer that a thread writes every AUDIT_FLUSH_SECONDS (a crash loses at
-most that much of the reads' trail). AuditEvents are stored like any resource, indexed for search,
-and never updated or deleted through the API.
+a read's goes through a buffer that a thread writes every AUDIT_FLUSH_SECONDS, in transactions of
+at most FLUSH_BATCH events (a crash loses at most that much of the reads' trail). AuditEvents are
+stored like any resource, indexed for search, and never updated or deleted through the API.
 """
 
 from __future__ import annotations
@@ -270,6 +270,11 @@ def store(accesses: list[Access]) -> None:
         )
 
 
+# The most AuditEvents written in one transaction: a write waiting for SQLite's one lock waits for
+# at most this many (under load the buffer holds thousands when its thread gets its turn).
+FLUSH_BATCH = 100
+
+
 class Buffer:
     """The reads' AuditEvents, written by a thread every AUDIT_FLUSH_SECONDS (0: at once)."""
 
@@ -292,7 +297,8 @@ class Buffer:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        store(pending)
+        for start in range(0, len(pending), FLUSH_BATCH):
+            store(pending[start : start + FLUSH_BATCH])
 
     def _run(self) -> None:
         while True:

@@ -57,12 +57,15 @@ def token_values(resource_type: str, content: dict, node=None) -> list[tuple[str
     for param in params_for(resource_type, node).values():
         if param.type in ("token", "uri") and param.expression:
             for value, _ in values_of(resource_type, param, content):
-                for system, code in tokens(value):
-                    if code:
-                        rows.add(
-                            (param.code, _fit(system, resource_type, param), _fit(code, resource_type, param))
-                        )
+                rows.update((param.code, *pair) for pair in _indexed_tokens(resource_type, param, value))
     return sorted(rows)
+
+
+def _indexed_tokens(resource_type: str, param, value: object) -> Iterator[tuple[str, str]]:
+    """The (system, code) pairs a value gives a token parameter, as they are indexed."""
+    for system, code in tokens(value):
+        if code:
+            yield _fit(system, resource_type, param), _fit(code, resource_type, param)
 
 
 def index_resource(record: Resource, content: dict) -> None:
@@ -110,10 +113,6 @@ def index_rows(record: Resource, content: dict, node=None) -> list[IndexRow]:
     resource_type = record.resource_type
     common = (record.pk, record.node_id, resource_type)
     params = params_for(resource_type, node)
-    rows: list[IndexRow] = [
-        (TokenIndex, (*common, param, None, system, code))
-        for param, system, code in token_values(resource_type, content, node)
-    ]
     keys: set[tuple] = set()  # one row per distinct value
     for param in params.values():
         if param.type == "composite":
@@ -124,10 +123,16 @@ def index_rows(record: Resource, content: dict, node=None) -> list[IndexRow]:
                     keys.update(
                         _keys(component.type, f"{param.code}${index}", value, component.targets, group)
                     )
-        elif param.expression and param.type != "uri":
+        elif param.expression:
             for value, targets in values_of(resource_type, param, content):
-                keys.update(_keys(param.type, param.code, value, targets, None))
-    return rows + [_row(key, common) for key in keys]
+                if param.type in ("token", "uri"):  # one walk gives a token's codes and its :text
+                    keys.update(
+                        ("token", param.code, None, *pair)
+                        for pair in _indexed_tokens(resource_type, param, value)
+                    )
+                if param.type != "uri":
+                    keys.update(_keys(param.type, param.code, value, targets, None))
+    return [_row(key, common) for key in keys]
 
 
 # A composite's rows of one element share a group: the resource's pk times this, plus the
@@ -140,7 +145,7 @@ def _keys(
 ) -> Iterator[tuple]:
     """The index rows a value gives a parameter, as hashable keys: (table, fields...)."""
     if kind in ("token", "uri"):
-        if group is not None:  # a plain token parameter's rows come from token_values
+        if group is not None:  # a plain token parameter's rows are made by index_rows
             for system, token in tokens(value):
                 if token:
                     yield ("token", code, group, system[:MAX_LENGTH], token[:MAX_LENGTH])

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 
 import pytest
 import requests
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from fhirserver import jsonio
+from fhirserver import audit, jsonio
 from fhirserver.models import Resource
 from fhirserver.nhs import NHS_NUMBER_SYSTEM
 from fhirserver.services import resource_create
@@ -204,6 +205,33 @@ def test_reads_are_audited_through_the_buffer_within_a_second_under_gunicorn(liv
         assert events(store)[-1]["subtype"][0]["code"] == "read"
     finally:
         web.stop()
+
+
+def test_a_backlog_of_reads_is_written_in_transactions_of_a_bounded_size(store, held, settings, monkeypatch):
+    """Under load the buffer's thread finds thousands waiting; written in one transaction they
+    held SQLite's one write lock for seconds, and every write waited behind them."""
+    settings.AUDIT_FLUSH_SECONDS = 60  # the test flushes, not the thread
+    monkeypatch.setattr(audit, "FLUSH_BATCH", 4)
+    buffer = audit.Buffer()
+    for _ in range(10):
+        buffer.add(
+            audit.Access(
+                node_id=store.pk,
+                node_ods=store.ods_code,
+                node_name=store.name,
+                subtype="read",
+                action="R",
+                status=200,
+                agent=audit.client_agent(None),
+                what=[f"MedicationRequest/{held.logical_id}"],
+            )
+        )
+    buffer.flush()
+    stored = Resource.objects.filter(node=store, resource_type="AuditEvent")
+    assert stored.count() == 10  # every read once
+    # Each transaction's events share the time it was written at.
+    by_transaction = Counter(stored.values_list("last_updated", flat=True))
+    assert sorted(by_transaction.values(), reverse=True) == [4, 4, 2]
 
 
 def test_a_call_outside_the_fhir_base_is_an_operation_that_names_no_resource(client, store):
