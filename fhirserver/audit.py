@@ -302,11 +302,14 @@ class Buffer:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(settings.AUDIT_FLUSH_SECONDS)
+            seconds = settings.AUDIT_FLUSH_SECONDS
+            self._wake.wait(seconds)
             try:
                 self.flush()
             finally:
                 close_old_connections()
+            if seconds <= 0:  # written at once from now on (add): the thread would only spin
+                return
 
 
 BUFFER = Buffer()
