@@ -271,7 +271,7 @@ def store(accesses: list[Access]) -> None:
 
 
 # The most AuditEvents written in one transaction: a write waiting for SQLite's one lock waits for
-# at most this many (under load the buffer holds thousands when its thread gets its turn).
+# at most this many (under load a worker's buffer held up to about 1,000 when its thread got its turn).
 FLUSH_BATCH = 100
 
 
