@@ -78,7 +78,7 @@ class Phase:
 
 PHASES = [
     # What dmed's request path costs with no FHIR work: middleware, routing, DRF, the node's row.
-    Phase("floor", "SMART configuration (no FHIR work)", ""),
+    Phase("floor", "floor: SMART configuration (no FHIR work)", ""),
     Phase("create", "create MedicationRequest", "create"),
     Phase("read", "read by id", "read"),
     Phase("identifier", "search by identifier", "identifier"),

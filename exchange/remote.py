@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from urllib.parse import urlencode
 
 from django.utils.module_loading import import_string
@@ -12,6 +13,8 @@ from exchange.services import message_enqueue
 from fhirserver import jsonio
 from fhirserver.errors import FHIRError
 from nodes.models import Node
+
+logger = logging.getLogger(__name__)
 
 
 def partner_for(*, node: Node, ods_code: str) -> Partner:
@@ -199,9 +202,15 @@ def entries(searchset_text: str) -> list[dict]:
 
 
 def next_page(searchset_text: str) -> str:
-    """The URL of a searchset's next page ("" on the last)."""
-    links = _bundle(searchset_text).get("link", [])
-    return next((link.get("url", "") for link in links if link.get("relation") == "next"), "")
+    """The URL of a searchset's next page: "" on the last, and when the link is malformed (said in
+    the log: the page's own entries are still good)."""
+    links = _bundle(searchset_text).get("link")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            if isinstance(link.get("url"), str):
+                return link["url"]
+            logger.warning("a searchset's next link has no URL: %r", link)
+    return ""
 
 
 def _bundle(searchset_text: str) -> dict:

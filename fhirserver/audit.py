@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from fhirserver import indexing, jsonio, prepared
@@ -309,6 +309,7 @@ class Buffer:
             finally:
                 close_old_connections()
             if seconds <= 0:  # written at once from now on (add): the thread would only spin
+                connections.close_all()  # this thread's own
                 return
 
 

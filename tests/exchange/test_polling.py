@@ -25,7 +25,7 @@ def asked(polls) -> list[list[str]]:
 
 def test_a_pharmacy_is_asked_in_a_few_searches_and_each_dispense_is_learnt(nodes):
     gp, pharmacy = nodes["gp"], nodes["pharmacy-dispenser-hosted"]
-    route = Partner.objects.get(node=gp, ods_code=pharmacy.ods_code)
+    route = route_to(gp, pharmacy)
     route.poll_interval = 3600
     route.save()
     requests = [issue(nodes, "pharmacy-dispenser-hosted")[0] for _ in range(OPEN)]
@@ -74,39 +74,57 @@ def test_a_poll_whose_answer_runs_to_pages_fetches_each(nodes, monkeypatch):
             message_deliver(message_id=poll.pk)
     first, following = Message.objects.filter(node=gp, kind="dispense.poll").order_by("pk")
     assert "_cursor=" not in first.url
-    assert following.url.startswith(f"{pharmacy_base(gp, pharmacy)}/MedicationDispense?")
+    assert following.url.startswith(f"{route_to(gp, pharmacy).fhir_base}/MedicationDispense?")
     assert "_cursor=" in following.url
     assert following.key == first.key
     assert [status(r) for r in requests] == ["completed"] * 3
 
 
-def pharmacy_base(gp, pharmacy) -> str:
-    return Partner.objects.get(node=gp, ods_code=pharmacy.ods_code).fhir_base
+def route_to(gp, pharmacy) -> Partner:
+    return Partner.objects.get(node=gp, ods_code=pharmacy.ods_code)
+
+
+def answered(links: object) -> SimpleNamespace:
+    """A partner's searchset answer with these links and no entries."""
+    return SimpleNamespace(body=json.dumps({"resourceType": "Bundle", "type": "searchset", "link": links}))
+
+
+def a_poll(gp, partner, url: str) -> Message:
+    return message_enqueue(
+        node=gp, partner=partner, key="poll-test", kind="dispense.poll", method="GET", url=url
+    )
 
 
 def test_a_next_page_is_fetched_only_at_the_partner_and_only_once(nodes, caplog):
     gp, pharmacy = nodes["gp"], nodes["pharmacy-dispenser-hosted"]
-    base = pharmacy_base(gp, pharmacy)
-    partner = Partner.objects.get(node=gp, ods_code=pharmacy.ods_code)
+    partner = route_to(gp, pharmacy)
+    base = partner.fhir_base
     asked_first = f"{base}/MedicationDispense?prescription:identifier=x"
-    message = message_enqueue(
-        node=gp, partner=partner, key="poll-test", kind="dispense.poll", method="GET", url=asked_first
-    )
+    message = a_poll(gp, partner, asked_first)
 
-    def answered(next_url: str) -> SimpleNamespace:
-        bundle = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "link": [{"relation": "next", "url": next_url}],
-        }
-        return SimpleNamespace(body=json.dumps(bundle))
+    def next_is(url: str) -> SimpleNamespace:
+        return answered([{"relation": "next", "url": url}])
 
     following = Message.objects.filter(node=gp, key="poll-test").exclude(pk=message.pk)
     copies_store(
-        message=message, answer=answered("https://elsewhere.example/fhir/MedicationDispense?_cursor=1")
+        message=message, answer=next_is("https://elsewhere.example/fhir/MedicationDispense?_cursor=1")
     )
-    copies_store(message=message, answer=answered(asked_first))  # a partner that loops
+    copies_store(message=message, answer=next_is(asked_first))  # a partner that loops
     assert not following.exists()
     assert "not at the partner's base" in caplog.text
-    copies_store(message=message, answer=answered(f"{base}/MedicationDispense?_cursor=1"))  # the control
+    copies_store(message=message, answer=next_is(f"{base}/MedicationDispense?_cursor=1"))  # the control
     assert [m.url for m in following] == [f"{base}/MedicationDispense?_cursor=1"]
+
+
+def test_a_malformed_next_link_ends_the_fetch_and_fails_nothing(nodes, caplog):
+    gp, pharmacy = nodes["gp"], nodes["pharmacy-dispenser-hosted"]
+    partner = route_to(gp, pharmacy)
+    message = a_poll(gp, partner, f"{partner.fhir_base}/MedicationDispense?prescription:identifier=x")
+    following = Message.objects.filter(node=gp, key="poll-test").exclude(pk=message.pk)
+    for links in ("next", ["next"], [{"relation": "next", "url": 7}], [{"relation": "next"}]):
+        copies_store(message=message, answer=answered(links))  # no exception: the page's entries stand
+    assert not following.exists()
+    assert "next link has no URL" in caplog.text
+    good = f"{partner.fhir_base}/MedicationDispense?_cursor=2"
+    copies_store(message=message, answer=answered(["next", {"relation": "next", "url": good}]))  # control
+    assert [m.url for m in following] == [good]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections import Counter
 
 import pytest
@@ -207,31 +208,50 @@ def test_reads_are_audited_through_the_buffer_within_a_second_under_gunicorn(liv
         web.stop()
 
 
+def a_read(node, held) -> audit.Access:
+    return audit.Access(
+        node_id=node.pk,
+        node_ods=node.ods_code,
+        node_name=node.name,
+        subtype="read",
+        action="R",
+        status=200,
+        agent=audit.client_agent(None),
+        what=[f"MedicationRequest/{held.logical_id}"],
+    )
+
+
 def test_a_backlog_of_reads_is_written_in_transactions_of_a_bounded_size(store, held, settings, monkeypatch):
-    """Under load the buffer's thread finds thousands waiting; written in one transaction they
-    held SQLite's one write lock for seconds, and every write waited behind them."""
+    """Under load a worker's buffer held up to about a thousand when its thread got its turn;
+    written in one transaction they held SQLite's one write lock for seconds, and every write
+    waited behind them."""
     settings.AUDIT_FLUSH_SECONDS = 60  # the test flushes, not the thread
     monkeypatch.setattr(audit, "FLUSH_BATCH", 4)
     buffer = audit.Buffer()
     for _ in range(10):
-        buffer.add(
-            audit.Access(
-                node_id=store.pk,
-                node_ods=store.ods_code,
-                node_name=store.name,
-                subtype="read",
-                action="R",
-                status=200,
-                agent=audit.client_agent(None),
-                what=[f"MedicationRequest/{held.logical_id}"],
-            )
-        )
+        buffer.add(a_read(store, held))
     buffer.flush()
     stored = Resource.objects.filter(node=store, resource_type="AuditEvent")
     assert stored.count() == 10  # every read once
     # Each transaction's events share the time it was written at.
     by_transaction = Counter(stored.values_list("last_updated", flat=True))
     assert sorted(by_transaction.values(), reverse=True) == [4, 4, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_buffers_thread_ends_once_events_are_written_at_once(store, held, settings):
+    """With AUDIT_FLUSH_SECONDS 0 a read's event is written at once; a thread started before
+    would wait 0 s a turn, spinning and holding the interpreter."""
+    settings.AUDIT_FLUSH_SECONDS = 0.05
+    buffer = audit.Buffer()
+    before = set(threading.enumerate())
+    buffer.add(a_read(store, held))
+    (thread,) = [t for t in set(threading.enumerate()) - before if t.name == "audit-flush"]
+    wait_for(lambda: len(events(store)) == 1, timeout=10, interval=0.05, message="the thread's flush")
+    assert thread.is_alive()  # the control: at 0.05 s it flushes, then waits again
+    settings.AUDIT_FLUSH_SECONDS = 0
+    thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 def test_a_call_outside_the_fhir_base_is_an_operation_that_names_no_resource(client, store):
